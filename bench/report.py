@@ -1,0 +1,98 @@
+"""The machine a run happened on, and the Markdown report written to BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from bench.core import Config, Row, fmt
+
+PACKAGES = ("numpy", "numba", "scipy", "confluent-kafka", "redis")
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One benchmark module's results."""
+
+    module: str
+    title: str
+    notes: str
+    rows: list[Row] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict[str, str]:
+    """What the numbers depend on, in the order the report lists them."""
+    info = {
+        "date (UTC)": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M"),
+        "CPU": cpu_model(),
+        "nproc": str(os.cpu_count()),
+        "usable CPUs": str(len(os.sched_getaffinity(0))),
+        "load average (1/5/15 min) at start": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "OS": platform.platform(),
+        "python": sys.version.split()[0],
+    }
+    for name in PACKAGES:
+        try:
+            info[name] = version(name)
+        except PackageNotFoundError:
+            info[name] = "not installed"
+    return info
+
+
+def render(sections: Sequence[Section], info: dict[str, str], command: str, config: Config) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `{command}` (`make bench`); rerun it rather than editing this file.",
+        f"Each value is the median of {config.repeat} runs, each run at least "
+        f"{config.min_run_s:g} s long after a warm-up (JIT compile included in the warm-up); "
+        "the range column shows the slowest and fastest run. The machine is shared and "
+        "noisy: compare numbers measured in the same run, not across runs.",
+        "",
+        "## Machine",
+        "",
+        *(f"- {key}: {value}" for key, value in info.items()),
+        f"- command: `{command}`",
+        "",
+    ]
+    for section in sections:
+        lines += [f"## {section.title}", ""]
+        if section.notes:
+            lines += [section.notes, ""]
+        lines += [
+            "| benchmark | median | unit | range (min-max) | target | met |",
+            "|---|---:|---|---|---|---|",
+        ]
+        lines += [_row(row) for row in section.rows]
+        missed = [row.name for row in section.rows if row.met is False]
+        lines += [
+            "",
+            f"Targets missed: {', '.join(missed)}." if missed else "All targets met.",
+            f"(section took {section.seconds:.0f} s)",
+            "",
+        ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _row(row: Row) -> str:
+    spread = "" if row.low is None or row.high is None else f"{fmt(row.low)} - {fmt(row.high)}"
+    target = "" if row.target is None else str(row.target)
+    met = {None: "", True: "yes", False: "**NO**"}[row.met]
+    return f"| {row.name} | {fmt(row.value)} | {row.unit} | {spread} | {target} | {met} |"

@@ -1,0 +1,80 @@
+"""Compile every numba kernel once so the image ships its machine code (Dockerfile).
+
+Run at image build time with NUMBA_CACHE_DIR set: each public kernel wrapper is called
+with the dtypes the daemon uses (float64 / int64, C-contiguous), which compiles the
+jitted function behind it and writes it to the cache. A restart then loads machine
+code instead of paying the JIT again.
+
+The script fails (exit 1, naming the function) when a jitted function in
+`monitor.kernels` was not compiled, so a kernel added without a warm-up call here breaks
+the image build instead of silently compiling on every pod start.
+
+`--expect-cached` checks the opposite side: every kernel was loaded from the cache, none
+compiled (exit 1 otherwise). Tests use it to prove a copied cache is usable.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import numpy as np
+from numba.core.registry import CPUDispatcher
+
+from monitor import kernels
+
+
+def warm() -> None:
+    """Call each kernel wrapper once with small, valid inputs."""
+    values = np.array([[0.5, np.nan], [2.0, 7.0], [9.0, 1.0]])
+    edges = kernels.pad_edges([np.array([1.0, 3.0]), np.array([5.0])])
+    kernels.bin_matrix(values, edges, np.array([0.0, 0.0]), np.array([10.0, 10.0]))
+    kernels.bin_numeric(np.array([0.5, 2.0]), np.array([1.0]))
+    kernels.count_codes(np.array([0, 1, -1]), 2)
+
+    ref = np.array([10.0, 20.0, 30.0])
+    cur = np.array([12.0, 18.0, 33.0])
+    kernels.psi(ref, cur)
+    kernels.js_divergence(ref, cur)
+    kernels.js_distance(ref, cur)
+    kernels.divergence_rows(np.vstack([ref, ref]), np.vstack([cur, cur]), np.array([3, 2]))
+
+    histogram = kernels.new_histogram()
+    kernels.insert_latencies(histogram, np.array([1.0, 8.0, 40.0]))
+    kernels.latency_quantiles(histogram, (0.5, 0.95, 0.99))
+
+    kernels.quality_ratios(np.array([10.0, 4.0]), np.array([1.0, 0.0]), np.array([2.0, 1.0]))
+
+
+def dispatchers() -> dict[str, CPUDispatcher]:
+    """Every jitted function defined in a `monitor.kernels` module, by qualified name."""
+    found = {}
+    for info in pkgutil.iter_modules(kernels.__path__, f"{kernels.__name__}."):
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if isinstance(obj, CPUDispatcher) and obj.__module__ == module.__name__:
+                found[f"{module.__name__}.{name}"] = obj
+    return found
+
+
+def main(argv: list[str]) -> int:
+    warm()
+    jitted = dispatchers()
+    missing = sorted(name for name, d in jitted.items() if not d.signatures)
+    if missing:
+        print(f"warm_kernels: not compiled, add a call to warm(): {missing}", file=sys.stderr)  # noqa: T201
+        return 1
+    if "--expect-cached" in argv:
+        compiled = sorted(name for name, d in jitted.items() if d.stats.cache_misses)
+        if compiled:
+            print(f"warm_kernels: compiled, not loaded from cache: {compiled}", file=sys.stderr)  # noqa: T201
+            return 1
+        print(f"warm_kernels: {len(jitted)} kernels loaded from the cache")  # noqa: T201
+        return 0
+    print(f"warm_kernels: {len(jitted)} kernels compiled and cached")  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""Alerts: the rule state machine's output, the durable outbox and the sinks."""

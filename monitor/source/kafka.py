@@ -1,0 +1,340 @@
+"""Kafka source: the confluent-kafka adapter. Stage 1 of the pipeline. I/O edge.
+
+- consumer group with cooperative-sticky assignment and batched `consume()`;
+- `enable.auto.offset.store=false`: offsets are stored only after the batch's counts are
+  in Redis (`store_offsets`), then committed (auto-commit of stored offsets, and a sync
+  commit on revoke and on close);
+- on assignment each partition starts where the stream says (the Redis watermark),
+  not at the group's committed offset, which may be stale;
+- every librdkafka option (SASL/SSL, timeouts) passes through `kafka.options`;
+- invalid messages can be copied to a dead-letter topic with the reason in a header.
+
+Library exceptions are mapped to `ServiceError` here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import structlog
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+)
+from confluent_kafka import TopicPartition as KafkaTopicPartition
+
+from monitor.errors import ServiceError
+from monitor.settings import KafkaSettings
+
+log = structlog.get_logger(__name__)
+
+TopicPartition = tuple[str, int]
+DEAD_LETTER_REASON_HEADER = "driftmon-reason"
+DEAD_LETTER_ORIGIN_HEADER = "driftmon-origin"
+
+
+class Record(Protocol):
+    """What the stream needs of a consumed message (a confluent_kafka.Message)."""
+
+    def value(self) -> bytes | None: ...
+    def key(self) -> bytes | None: ...
+    def topic(self) -> str | None: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
+    def timestamp(self) -> tuple[int, int]: ...
+
+
+class Rebalance(Protocol):
+    """Callbacks from the consumer's rebalance protocol, implemented by the stream."""
+
+    def assigned(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """Return the offset to start each partition at (None: the group's committed one)."""
+        ...
+
+    def revoked(self, partitions: Sequence[TopicPartition]) -> None:
+        """Flush what was read from these partitions; offsets are committed afterwards."""
+        ...
+
+    def lost(self, partitions: Sequence[TopicPartition]) -> None:
+        """The partitions are gone without a clean revoke: drop what was read from them."""
+        ...
+
+
+def consumer_config(settings: KafkaSettings) -> dict[str, Any]:
+    """librdkafka configuration: driftmon's fixed choices, then the user's options."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "group.id": settings.group_id,
+        "partition.assignment.strategy": "cooperative-sticky",
+        "enable.auto.commit": True,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "latest",
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 1_000,
+        "max.poll.interval.ms": 300_000,
+        "message.max.bytes": max(settings.max_message_bytes + 1024, 1_000_000),
+    }
+    config.update(settings.options)
+    if settings.sasl_password is not None:
+        config["sasl.password"] = settings.sasl_password.get_secret_value()
+    return config
+
+
+def producer_config(settings: KafkaSettings) -> dict[str, Any]:
+    """Configuration of the dead-letter producer: connection options only."""
+    consumer_only = {
+        "group.id",
+        "partition.assignment.strategy",
+        "enable.auto.commit",
+        "enable.auto.offset.store",
+        "auto.offset.reset",
+        "session.timeout.ms",
+        "heartbeat.interval.ms",
+        "max.poll.interval.ms",
+        "fetch.min.bytes",
+        "fetch.wait.max.ms",
+        "isolation.level",
+        "group.instance.id",
+    }
+    config = {k: v for k, v in consumer_config(settings).items() if k not in consumer_only}
+    config["linger.ms"] = 50
+    return config
+
+
+class KafkaSource:
+    """A consumer-group member that reads batches and reports rebalances to `rebalance`."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        rebalance: Rebalance,
+        consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
+    ) -> None:
+        self._settings = settings
+        self._rebalance = rebalance
+        try:
+            self._consumer = consumer_factory(consumer_config(settings))
+        except KafkaException as exc:
+            raise ServiceError(f"kafka: cannot create consumer: {exc}") from exc
+        self._dead_letters: Producer | None = None
+        if settings.dead_letter_topic:
+            self._dead_letters = Producer(producer_config(settings))
+        self._assignment: set[TopicPartition] = set()
+        self._paused = False
+        strategy = str(consumer_config(settings)["partition.assignment.strategy"])
+        self._cooperative = "cooperative" in strategy
+
+    @property
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._assignment)
+
+    def subscribe(self) -> None:
+        self._consumer.subscribe(
+            list(self._settings.topics),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+
+    def _on_assign(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
+        tps = [(p.topic, p.partition) for p in partitions]
+        starts = self._rebalance.assigned(tps)
+        assign = []
+        for p in partitions:
+            start = starts.get((p.topic, p.partition))
+            assign.append(
+                KafkaTopicPartition(p.topic, p.partition, start)
+                if start is not None
+                else KafkaTopicPartition(p.topic, p.partition)
+            )
+        if self._cooperative:
+            consumer.incremental_assign(assign)
+            self._assignment.update(tps)
+        else:  # eager protocols hand over the whole assignment each time
+            consumer.assign(assign)
+            self._assignment = set(tps)
+        if self._paused:
+            consumer.pause(assign)
+        log.info("partitions_assigned", partitions=_fmt(tps), starts=_fmt_starts(starts))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
+        tps = [(p.topic, p.partition) for p in partitions]
+        self._rebalance.revoked(tps)
+        self.commit()
+        self._unassign(consumer, partitions)
+        log.info("partitions_revoked", partitions=_fmt(tps))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
+        tps = [(p.topic, p.partition) for p in partitions]
+        self._rebalance.lost(tps)
+        self._unassign(consumer, partitions)
+        log.warning("partitions_lost", partitions=_fmt(tps))
+
+    def _unassign(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
+        if self._cooperative:
+            consumer.incremental_unassign(partitions)
+        else:
+            consumer.unassign()
+        self._assignment.difference_update((p.topic, p.partition) for p in partitions)
+
+    def consume(self) -> list[Record]:
+        """Up to `batch_size` messages; errors other than end-of-partition are logged."""
+        try:
+            messages = self._consumer.consume(
+                num_messages=self._settings.batch_size,
+                timeout=self._settings.poll_timeout_seconds,
+            )
+        except KafkaException as exc:
+            raise ServiceError(f"kafka: {exc}") from exc
+        records: list[Record] = []
+        for msg in messages:
+            err = msg.error()
+            if err is None:
+                records.append(msg)
+            elif err.code() != KafkaError._PARTITION_EOF:
+                log.warning("kafka_error", error=str(err), fatal=err.fatal())
+                if err.fatal():
+                    raise ServiceError(f"kafka: fatal error: {err}")
+        return records
+
+    def poll_idle(self, timeout: float) -> list[Record]:
+        """Serve heartbeats and rebalance callbacks while paused.
+
+        Returns any message fetched before the pause took effect, so none is lost.
+        """
+        try:
+            messages = self._consumer.consume(
+                num_messages=self._settings.batch_size, timeout=timeout
+            )
+        except KafkaException as exc:
+            raise ServiceError(f"kafka: {exc}") from exc
+        return [m for m in messages if m.error() is None]
+
+    def store_offsets(self, next_offsets: dict[TopicPartition, int]) -> None:
+        """Mark offsets (the next to read) as safe to commit."""
+        tps = [
+            KafkaTopicPartition(t, p, o)
+            for (t, p), o in next_offsets.items()
+            if (t, p) in self._assignment
+        ]
+        if not tps:
+            return
+        try:
+            self._consumer.store_offsets(offsets=tps)
+        except KafkaException as exc:  # e.g. revoked in between: the next owner resumes
+            log.info("store_offsets_skipped", error=str(exc))
+
+    def commit(self) -> None:
+        try:
+            self._consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                log.warning("commit_failed", error=str(exc))
+
+    def seek_to(self, starts: dict[TopicPartition, int | None]) -> None:
+        """Move assigned partitions to the given offsets (None: committed, else reset policy)."""
+        unknown = [tp for tp, o in starts.items() if o is None and tp in self._assignment]
+        committed = self.committed(unknown) if unknown else {}
+        reset = str(consumer_config(self._settings).get("auto.offset.reset", "latest"))
+        fallback = (
+            OFFSET_BEGINNING if reset in {"earliest", "smallest", "beginning"} else OFFSET_END
+        )
+        for (t, p), offset in starts.items():
+            if (t, p) not in self._assignment:
+                continue
+            target = offset if offset is not None else committed.get((t, p))
+            try:
+                self._consumer.seek(
+                    KafkaTopicPartition(t, p, target if target is not None else fallback)
+                )
+            except KafkaException as exc:
+                raise ServiceError(f"kafka: seek {t}:{p}: {exc}") from exc
+
+    def committed(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
+        tps = [KafkaTopicPartition(t, p) for t, p in partitions]
+        try:
+            result = self._consumer.committed(tps, timeout=10)
+        except KafkaException as exc:
+            raise ServiceError(f"kafka: committed offsets: {exc}") from exc
+        return {
+            (r.topic, r.partition): (
+                None if r.offset == OFFSET_INVALID or r.offset < 0 else r.offset
+            )
+            for r in result
+        }
+
+    def pause(self) -> None:
+        if not self._paused:
+            self._consumer.pause(self._current())
+            self._paused = True
+
+    def resume(self) -> None:
+        if self._paused:
+            self._consumer.resume(self._current())
+            self._paused = False
+
+    def _current(self) -> list[KafkaTopicPartition]:
+        return [KafkaTopicPartition(t, p) for t, p in self._assignment]
+
+    def dead_letter(self, record: Record, reason: str) -> None:
+        """Copy a message to the dead-letter topic, reason in a header (at least once)."""
+        if self._dead_letters is None or self._settings.dead_letter_topic is None:
+            return
+        origin = f"{record.topic()}:{record.partition()}:{record.offset()}"
+        try:
+            self._dead_letters.produce(
+                self._settings.dead_letter_topic,
+                value=record.value(),
+                key=record.key(),
+                headers=[(DEAD_LETTER_REASON_HEADER, reason), (DEAD_LETTER_ORIGIN_HEADER, origin)],
+            )
+        except BufferError:
+            self._dead_letters.poll(1.0)
+            self._dead_letters.produce(
+                self._settings.dead_letter_topic,
+                value=record.value(),
+                key=record.key(),
+                headers=[(DEAD_LETTER_REASON_HEADER, reason), (DEAD_LETTER_ORIGIN_HEADER, origin)],
+            )
+        self._dead_letters.poll(0)
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """Messages behind the high watermark per assigned partition (cached offsets)."""
+        out: dict[TopicPartition, int] = {}
+        try:
+            positions = self._consumer.position(self._current())
+        except KafkaException:
+            return out
+        for tp in positions:
+            try:
+                _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            except KafkaException:
+                continue
+            if high >= 0 and tp.offset >= 0:
+                out[(tp.topic, tp.partition)] = max(0, high - tp.offset)
+        return out
+
+    def close(self) -> None:
+        """Commit stored offsets and leave the group (revoke callbacks run first)."""
+        try:
+            self._consumer.close()
+        except (KafkaException, RuntimeError) as exc:
+            log.warning("consumer_close_failed", error=str(exc))
+        if self._dead_letters is not None:
+            self._dead_letters.flush(10)
+
+
+def _fmt(tps: Sequence[TopicPartition]) -> str:
+    return ",".join(f"{t}:{p}" for t, p in sorted(tps))
+
+
+def _fmt_starts(starts: dict[TopicPartition, int | None]) -> str:
+    return ",".join(
+        f"{t}:{p}@{o if o is not None else 'committed'}" for (t, p), o in starts.items()
+    )

@@ -1,0 +1,1 @@
+"""Windows: event-time buckets (pure arithmetic and accumulation) and their Redis store."""

@@ -1,0 +1,190 @@
+"""Redis store of window counts: the exactly-once step (SPEC §4). I/O edge.
+
+`apply` adds one model's count deltas and advances that model's per-(topic, partition)
+watermarks in one Lua call, as a compare-and-set:
+
+- every watermark still equals what the caller last saw  -> apply, return APPLIED;
+- every watermark already equals the new value             -> the same batch was applied
+  before (a lost reply being retried): change nothing, return ALREADY_APPLIED;
+- anything else                                            -> another consumer moved the
+  partition on (a zombie after a rebalance): change nothing, return CONFLICT.
+
+A consumer resumes each partition from `<prefix>:offsets` (what every model has applied)
+and skips, per model, events at or below that model's own watermark; see
+`monitor.stream`. redis-py errors are mapped to `RedisUnavailable` here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+import redis
+
+from monitor.errors import RedisUnavailable
+from monitor.window.keys import Keys, partition_field
+
+_APPLY = """
+local n = tonumber(ARGV[1])
+local i = 2
+local same_as_new = true
+local same_as_expected = true
+for r = 1, n do
+  local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '-1')
+  if cur ~= tonumber(ARGV[i + 2]) then same_as_new = false end
+  if cur ~= tonumber(ARGV[i + 1]) then same_as_expected = false end
+  i = i + 3
+end
+if n > 0 and same_as_new then return 2 end
+if not same_as_expected then return 0 end
+i = 2
+for r = 1, n do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+  i = i + 3
+end
+for k = 2, #KEYS do
+  local expire_at = ARGV[i]
+  local nf = tonumber(ARGV[i + 1])
+  i = i + 2
+  for f = 1, nf do
+    redis.call('HINCRBY', KEYS[k], ARGV[i], ARGV[i + 1])
+    i = i + 2
+  end
+  redis.call('EXPIREAT', KEYS[k], expire_at)
+end
+return 1
+"""
+
+_RAISE_OFFSETS = """
+for i = 1, #ARGV, 2 do
+  local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '-1')
+  if tonumber(ARGV[i + 1]) > cur then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+return 1
+"""
+
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+
+
+class ApplyResult(IntEnum):
+    CONFLICT = 0
+    APPLIED = 1
+    ALREADY_APPLIED = 2
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionAdvance:
+    """A model's watermark for one partition moves from `expected` to `new`."""
+
+    topic: str
+    partition: int
+    expected: int  # -1 when the model never applied anything from this partition
+    new: int
+
+
+@dataclass(frozen=True, slots=True)
+class BucketDelta:
+    start: int
+    expire_at: int
+    fields: dict[str, int]
+
+
+class WindowStore:
+    """Counts, watermarks and resume offsets in Redis."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._redis = client
+        self._keys = keys
+        self._apply = client.register_script(_APPLY)
+        self._raise_offsets = client.register_script(_RAISE_OFFSETS)
+
+    @property
+    def keys(self) -> Keys:
+        return self._keys
+
+    def apply(
+        self, model: str, advances: Sequence[PartitionAdvance], buckets: Sequence[BucketDelta]
+    ) -> ApplyResult:
+        """Atomically add `buckets` and advance watermarks (see module docstring)."""
+        keys = [self._keys.watermarks(model)]
+        args: list[Any] = [len(advances)]
+        for adv in advances:
+            args += [partition_field(adv.topic, adv.partition), adv.expected, adv.new]
+        for bucket in buckets:
+            keys.append(self._keys.bucket(model, bucket.start))
+            args += [bucket.expire_at, len(bucket.fields)]
+            for name, delta in bucket.fields.items():
+                args += [name, delta]
+        try:
+            return ApplyResult(int(self._apply(keys=keys, args=args)))
+        except REDIS_ERRORS as exc:
+            raise RedisUnavailable(f"redis: {exc}") from exc
+
+    def model_watermarks(self, model: str) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> last offset applied for `model`."""
+        return _parse_offsets(self._call(self._redis.hgetall, self._keys.watermarks(model)))
+
+    def resume_offsets(self) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> last offset that every model has applied."""
+        return _parse_offsets(self._call(self._redis.hgetall, self._keys.offsets))
+
+    def set_resume_offsets(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Record resume points (only ever moves forward)."""
+        if not offsets:
+            return
+        script_args: list[Any] = []
+        for (topic, partition), offset in offsets.items():
+            script_args += [partition_field(topic, partition), offset]
+        self._call(self._raise_offsets, keys=[self._keys.offsets], args=script_args)
+
+    def record_progress(self, progress: dict[str, tuple[float, float]]) -> None:
+        """Per model: when counts were last flushed, and the newest message time in them."""
+        if not progress:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for model, (flushed_at, newest) in progress.items():
+            pipe.hset(
+                self._keys.progress(model), mapping={"flushed_at": flushed_at, "newest": newest}
+            )
+        self._call(pipe.execute)
+
+    def read_progress(self, model: str) -> tuple[float, float] | None:
+        raw = self._call(self._redis.hgetall, self._keys.progress(model))
+        if not raw:
+            return None
+        values = {_text(k): float(v) for k, v in raw.items()}
+        return values.get("flushed_at", 0.0), values.get("newest", 0.0)
+
+    def register_models(self, models: Iterable[str]) -> None:
+        names = list(models)
+        if names:
+            self._call(self._redis.sadd, self._keys.models, *names)
+
+    def read_buckets(self, model: str, starts: Sequence[int]) -> list[dict[str, int]]:
+        """The counts of the given buckets (empty dict for a missing bucket)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for start in starts:
+            pipe.hgetall(self._keys.bucket(model, start))
+        rows = self._call(pipe.execute)
+        return [{_text(k): int(v) for k, v in row.items()} for row in rows]
+
+    @staticmethod
+    def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except REDIS_ERRORS as exc:
+            raise RedisUnavailable(f"redis: {exc}") from exc
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _parse_offsets(raw: dict[Any, Any]) -> dict[tuple[str, int], int]:
+    out: dict[tuple[str, int], int] = {}
+    for field, value in raw.items():
+        topic, _, partition = _text(field).rpartition(":")
+        out[(topic, int(partition))] = int(value)
+    return out

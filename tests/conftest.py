@@ -1,0 +1,3 @@
+"""Shared fixtures: real services (tests/fixtures_services.py)."""
+
+pytest_plugins = ["tests.fixtures_services"]
