@@ -65,19 +65,19 @@ def consume_n(consumer: Consumer, n: int, timeout: float = 20.0) -> list[object]
 
 # --------------------------------------------------------------------------- Redis
 def test_own_redis_pause_resume_restart(own_redis: RedisServer) -> None:
-    client = own_redis.client(socket_timeout=0.3)
-    client.set("k", "v")
+    with own_redis.client(socket_timeout=0.3) as client:
+        client.set("k", "v")
 
-    own_redis.pause()
-    with pytest.raises(redis.TimeoutError):
-        client.get("k")
-    own_redis.resume()
-    assert client.get("k") == b"v"
+        own_redis.pause()
+        with pytest.raises(redis.TimeoutError):
+            client.get("k")
+        own_redis.resume()
+        assert client.get("k") == b"v"
 
-    port = own_redis.port
-    own_redis.restart()
-    assert own_redis.port == port
-    assert client.get("k") is None  # no persistence: a restart loses data
+        port = own_redis.port
+        own_redis.restart()
+        assert own_redis.port == port
+        assert client.get("k") is None  # no persistence: a restart loses data
 
 
 def test_redis_server_stop_and_finalizer_reap_the_process() -> None:
