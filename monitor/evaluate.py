@@ -1,67 +1,38 @@
 """Evaluate: window counts + baseline + rules -> metrics, severities, findings (pure).
 
 Stage 5 of the pipeline (source -> decode -> window -> kernels -> **evaluate** -> alerts).
-The evaluator reads the buckets of a model's longest window once (parsed by
-`monitor.window.counts`); every window is a suffix of those buckets, so each is a sum of
-already-parsed bucket arrays. Metrics come
-from the kernels; severities from `monitor.severity`; a `Finding` per alert identity
-carries what the alert state machine (`monitor.alerts.rules`) needs: the severity now,
-the value and threshold, the level below which the alert may resolve, and the `for`.
+Each window is a sum of bucket counts (`monitor.window.counts`): `evaluate_model` sums
+the buckets itself, `evaluate_totals` takes the sums the evaluator keeps up to date
+(`monitor.window.cache`). Metrics come from the kernels, for all features of a window
+at once; severities follow `monitor.severity.classify_feature`, computed on arrays
+(`monitor.verdicts`). A `Finding` per alert identity carries what the alert state
+machine (`monitor.alerts.rules`) needs: the severity now, the value and threshold, the
+level below which the alert may resolve, and the `for`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
-from monitor.baseline import CategoricalProfile, NumericProfile
-from monitor.decode import PREDICTION, ModelSchema
-from monitor.kernels import (
-    divergence_rows,
-    latency_quantiles,
-    latency_sum,
-    quality_ratios,
-)
+from monitor.decode import ModelSchema
+from monitor.kernels import latency_quantiles, latency_sum
 from monitor.settings import Rules, Severity, Thresholds
-from monitor.severity import classify_feature, max_severity
-from monitor.window.counts import Counts
+from monitor.severity import max_severity
+from monitor.verdicts import FeatureTable, Finding, evaluate_features
+from monitor.window.counts import Counts, layout_of, sum_flat
 
-IntArray = npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One alert identity's condition at this evaluation."""
-
-    alertname: str
-    window: str
-    feature: str | None
-    severity: Severity  # "ok" when below every threshold
-    value: float
-    threshold: float  # of the severity reached, or the lowest one when "ok"
-    clear: bool  # below the hysteresis bound: a firing alert may resolve if this holds
-    for_seconds: float
-    known: bool = True  # False: not enough data for a verdict; the alert state holds
-
-    @property
-    def key(self) -> str:
-        """The alert's identity within its model."""
-        return f"{self.alertname}/{self.feature or '-'}/{self.window}"
-
-
-@dataclass(frozen=True, slots=True)
-class ModelEvaluation:
-    """The state document's `windows` section and the findings of one evaluation."""
-
-    windows: dict[str, dict[str, Any]]
-    findings: list[Finding]
-    severity: Severity
+__all__ = [
+    "EvaluationInput",
+    "Finding",
+    "ModelEvaluation",
+    "evaluate_model",
+    "evaluate_totals",
+    "iso_time",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,162 +49,106 @@ class EvaluationInput:
     evaluation_interval: float = 10.0
 
 
+class ModelEvaluation:
+    """The state document's `windows` section and the findings of one evaluation.
+
+    Per-feature findings stay in arrays until asked for: `findings` builds every one,
+    `findings_for(keys)` only those the alert state machine can act on.
+    """
+
+    __slots__ = ("_parts", "severity", "windows")
+
+    def __init__(
+        self,
+        windows: dict[str, dict[str, Any]],
+        parts: list[FeatureTable | list[Finding]],
+        severity: Severity,
+    ) -> None:
+        self.windows = windows
+        self.severity = severity
+        self._parts = parts
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Every alert identity's finding: per window the features', then the window's."""
+        out: list[Finding] = []
+        for part in self._parts:
+            out += part.findings() if isinstance(part, FeatureTable) else part
+        return out
+
+    def findings_for(self, keys: Collection[str]) -> list[Finding]:
+        """The findings `monitor.alerts.rules.step` can act on, in `findings` order.
+
+        Those with a verdict above ``ok``, and those whose key is in `keys` (the alert
+        states held). For any `states`, ``step(states, findings_for(states), now)``
+        equals ``step(states, findings, now)``: a finding without a state and without
+        an active verdict changes nothing.
+        """
+        out: list[Finding] = []
+        for part in self._parts:
+            if isinstance(part, FeatureTable):
+                out += part.findings(keys)
+            else:
+                out += [f for f in part if (f.known and f.severity != "ok") or f.key in keys]
+        return out
+
+
 def evaluate_model(
     spec: EvaluationInput, buckets: Sequence[tuple[int, Counts]], now: float
 ) -> ModelEvaluation:
     """Metrics and findings for every window; `buckets` are (start, counts), oldest first."""
-    windows: dict[str, dict[str, Any]] = {}
-    findings: list[Finding] = []
-    for name, seconds in sorted(spec.windows.items(), key=lambda kv: kv[1]):
-        oldest = (
-            int(now // spec.bucket_seconds) * spec.bucket_seconds - seconds + spec.bucket_seconds
+    layout = layout_of(spec.schema)
+    current = int(now // spec.bucket_seconds) * spec.bucket_seconds
+    totals = {
+        name: sum_flat(
+            layout,
+            (c.flat for start, c in buckets if start >= current - seconds + spec.bucket_seconds),
         )
-        total = Counts.zeros(spec.schema)
-        for start, counts in buckets:
-            if start >= oldest:
-                total.add(counts)
-        doc, window_findings = _evaluate_window(spec, name, seconds, total)
-        windows[name] = doc
-        findings += window_findings
-    findings += _no_traffic(spec, buckets, now)
-    findings += _lagging(spec, now)
-    severity = max_severity(w["severity"] for w in windows.values())
-    return ModelEvaluation(windows, findings, severity)
-
-
-def _evaluate_window(
-    spec: EvaluationInput, window: str, seconds: int, total: Counts
-) -> tuple[dict[str, Any], list[Finding]]:
-    schema, rules = spec.schema, spec.rules
-    features: dict[str, dict[str, Any]] = {}
-    findings: list[Finding] = []
-    profiles: list[NumericProfile | CategoricalProfile] = [*schema.numeric, *schema.categorical]
-    k_max = max([total.numeric.shape[1], *(c.size for c in total.categorical)], default=1)
-    ref = np.zeros((len(profiles), k_max))
-    cur = np.zeros((len(profiles), k_max))
-    nbins = np.array([p.nbins for p in profiles], dtype=np.int64)
-    for j, p in enumerate(profiles):
-        ref[j, : p.nbins] = p.counts
-    n_num = len(schema.numeric)
-    cur[:n_num, : total.numeric.shape[1]] = total.numeric
-    for j, counts in enumerate(total.categorical):
-        cur[n_num + j, : counts.size] = counts
-    psi, jsd, jsdist = divergence_rows(ref, cur, nbins, rules.pseudocount)
-    events = np.full(len(profiles), float(total.events))
-    missing = np.concatenate([total.numeric_missing, total.categorical_missing]).astype(float)
-    flagged = np.concatenate([total.numeric_oor, total.unseen]).astype(float)
-    flagged = np.minimum(flagged, np.maximum(events - missing, 0))
-    missing = np.minimum(missing, events)
-    missing_ratio, flagged_ratio = quality_ratios(events, missing, flagged)
-    for j, p in enumerate(profiles):
-        numeric = j < n_num
-        metrics = {
-            "psi": _num(psi[j]),
-            "js_distance": _num(jsdist[j]),
-            "js_divergence": _num(jsd[j]),
-            "missing_ratio": _num(missing_ratio[j]),
-            "out_of_range_ratio": _num(flagged_ratio[j]) if numeric else None,
-            "unseen_ratio": None if numeric else _num(flagged_ratio[j]),
-        }
-        binned = float(cur[j, : p.nbins].sum())
-        verdict = classify_feature(
-            metrics, rules, p.nbins, p.missing_ratio, binned, reference_count=float(p.counts.sum())
-        )
-        features[p.name] = {"events": total.events, **metrics, "severity": verdict.severity}
-        findings += _feature_findings(
-            window,
-            p.name,
-            verdict.values,
-            verdict.thresholds,
-            verdict.metrics,
-            verdict.enough_samples,
-            rules,
-            total.events,
-        )
-    latency = latency_quantiles(total.latency, (0.5, 0.95, 0.99))
-    p99 = float(latency[2])
-    findings += _latency_finding(spec, window, p99)
-    findings.append(_invalid_finding(rules, window, total))
-    doc = {
-        "events": total.events,
-        "events_per_second": total.events / seconds,
-        "invalid_events": total.invalid,
-        "severity": max_severity(f["severity"] for f in features.values()),
-        "latency_ms": {
-            **{q: _num(v) for q, v in zip(("p50", "p95", "p99"), latency, strict=True)},
-            "count": int(total.latency.sum()),
-            "sum": latency_sum(total.latency),
-        },
-        "features": features,
+        for name, seconds in spec.windows.items()
     }
-    return doc, findings
+    with_events = [start for start, counts in buckets if counts.events > 0]
+    return evaluate_totals(spec, totals, max(with_events, default=None), now)
 
 
-def _feature_findings(
-    window: str,
-    feature: str,
-    values: Mapping[str, float],
-    thresholds: Mapping[str, Thresholds],
-    severities: Mapping[str, Severity],
-    enough: bool,
-    rules: Rules,
-    events: int,
-) -> list[Finding]:
-    drift_name = "PredictionDrift" if feature == PREDICTION else "FeatureDrift"
-    drift = [m for m in ("psi", rules.js_metric) if m in values]
-    out = [_pick(drift_name, window, feature, drift, values, thresholds, severities, enough)]
-    min_events = rules.min_samples_per_bin * 10  # a ratio over fewer events is noise
-    quality = (
-        ("DataQualityMissing", "missing_ratio"),
-        ("DataQualityOutOfRange", "out_of_range_ratio"),
-        ("DataQualityUnseenCategory", "unseen_ratio"),
-    )
-    for alertname, metric in quality:
-        if metric in values:
-            out.append(
-                _pick(
-                    alertname,
-                    window,
-                    feature,
-                    [metric],
-                    values,
-                    thresholds,
-                    severities,
-                    events >= min_events,
-                )
-            )
-    return out
+def evaluate_totals(
+    spec: EvaluationInput,
+    totals: Mapping[str, Counts],
+    last_traffic: int | None,
+    now: float,
+) -> ModelEvaluation:
+    """Metrics and findings from each window's summed counts.
 
-
-def _pick(
-    alertname: str,
-    window: str,
-    feature: str,
-    metrics: list[str],
-    values: Mapping[str, float],
-    thresholds: Mapping[str, Thresholds],
-    severities: Mapping[str, Severity],
-    known: bool,
-) -> Finding:
-    """The finding of the metric with the highest severity (the first one on ties)."""
-    ranked = sorted(
-        metrics, key=lambda m: -["ok", "info", "warning", "critical"].index(severities[m])
-    )
-    metric = ranked[0]
-    rule, severity, value = thresholds[metric], severities[metric], values[metric]
-    # Clear only when *every* metric of the rule is below its resolve bound.
-    clear = all(not values[m] >= thresholds[m].resolve_ratio * thresholds[m].info for m in metrics)
-    return Finding(
-        alertname=alertname,
-        window=window,
-        feature=feature,
-        severity=severity,
-        value=value if math.isfinite(value) else 0.0,
-        threshold=_threshold(rule, severity),
-        clear=clear,
-        for_seconds=rule.for_seconds,
-        known=known and math.isfinite(value),
-    )
+    `last_traffic` is the start of the newest bucket of the longest window holding
+    events (None: none does).
+    """
+    windows: dict[str, dict[str, Any]] = {}
+    parts: list[FeatureTable | list[Finding]] = []
+    for name, seconds in sorted(spec.windows.items(), key=lambda kv: kv[1]):
+        total = totals[name]
+        table = evaluate_features(spec.schema, spec.rules, name, total)
+        latency = latency_quantiles(total.latency, (0.5, 0.95, 0.99))
+        windows[name] = {
+            "events": total.events,
+            "events_per_second": total.events / seconds,
+            "invalid_events": total.invalid,
+            "severity": table.severity,
+            "latency_ms": {
+                **{q: _num(v) for q, v in zip(("p50", "p95", "p99"), latency, strict=True)},
+                "count": int(total.latency.sum()),
+                "sum": latency_sum(total.latency),
+            },
+            "features": table.documents,
+        }
+        parts += [
+            table,
+            [
+                *_latency_finding(spec, name, float(latency[2])),
+                _invalid_finding(spec.rules, name, total),
+            ],
+        ]
+    parts.append([*_no_traffic(spec, last_traffic, now), *_lagging(spec, now)])
+    severity = max_severity(w["severity"] for w in windows.values())
+    return ModelEvaluation(windows, parts, severity)
 
 
 def _threshold(rule: Thresholds, severity: Severity) -> float:
@@ -278,14 +193,11 @@ def _invalid_finding(rules: Rules, window: str, total: Counts) -> Finding:
     )
 
 
-def _no_traffic(
-    spec: EvaluationInput, buckets: Sequence[tuple[int, Counts]], now: float
-) -> list[Finding]:
+def _no_traffic(spec: EvaluationInput, last_traffic: int | None, now: float) -> list[Finding]:
     """A model that was sending (within its longest window) has gone silent."""
-    with_events = [start for start, counts in buckets if counts.events > 0]
-    if not with_events:
+    if last_traffic is None:
         return []  # never sent (or long gone): not "a model that was sending"
-    silence = max(0.0, now - (max(with_events) + spec.bucket_seconds))
+    silence = max(0.0, now - (last_traffic + spec.bucket_seconds))
     limit = spec.no_traffic_seconds
     longest = max(spec.windows, key=lambda w: spec.windows[w])
     return [
