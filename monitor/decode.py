@@ -34,7 +34,7 @@ from monitor.kernels import pad_edges
 PREDICTION = "__prediction__"
 MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
-FeatureValue = float | str | bool | None
+FeatureValue = int | float | str | bool | None  # int kept: category "1", not "1.0"
 
 
 class Reason(StrEnum):
@@ -62,7 +62,7 @@ class Event(msgspec.Struct, frozen=True, gc=False):
     model: str
     features: dict[str, FeatureValue] = {}
     ts: float | str | None = None
-    prediction: float | str | bool | None = None
+    prediction: int | float | str | bool | None = None
     latency_ms: float | None = None
     model_version: str | None = None
     request_id: str | None = None
@@ -260,16 +260,32 @@ def columnize(
     cat_values: list[list[str | None]] = []
     for cprofile in schema.categorical:
         raw = _pull(events, feats, cprofile.name)
-        cat_values.append(_categorical_column(raw, bad))
+        cat_values.append(categorical_column(raw, bad))
         present += _present(feats, cprofile.name, raw, n)
     ignored = sum(map(len, feats)) - present
-    times = _times(events, fallback_times, bad)
     latency = np.array([e.latency_ms for e in events], dtype=np.float64)  # None -> NaN
+    times = _times(events, fallback_times, bad)
+    return assemble(schema, numeric, cat_values, times, latency, bad, max(ignored, 0))
+
+
+def assemble(
+    schema: ModelSchema,
+    numeric: npt.NDArray[np.float64],
+    cat_values: list[list[str | None]],
+    times: npt.NDArray[np.float64],
+    latency: npt.NDArray[np.float64],
+    bad: dict[int, Reason],
+    ignored: int,
+) -> tuple[Columns, list[tuple[int, Reason]]]:
+    """Columns of the rows not in `bad` (after the latency check), and the bad rows.
+
+    Shared by `columnize` and the typed fast path (`monitor.typed_decode`).
+    """
     negative = latency < 0
     if negative.any():
         for row in np.flatnonzero(negative).tolist():
             bad.setdefault(row, Reason.NEGATIVE_LATENCY)
-    keep = np.ones(n, dtype=bool)
+    keep = np.ones(len(times), dtype=bool)
     if bad:
         keep[list(bad)] = False
     kept_rows = np.flatnonzero(keep).tolist() if bad else None
@@ -281,12 +297,12 @@ def columnize(
         codes.append(c)
         unseen.append(u)
     columns = Columns(
-        times=times[keep],
-        numeric=numeric[keep],
+        times=times if kept_rows is None else times[keep],
+        numeric=numeric if kept_rows is None else numeric[keep],
         codes=tuple(codes),
         unseen=tuple(unseen),
-        latency_ms=latency[keep],
-        ignored_features=max(ignored, 0),
+        latency_ms=latency if kept_rows is None else latency[keep],
+        ignored_features=ignored,
     )
     return columns, sorted(bad.items())
 
@@ -307,12 +323,19 @@ def _present(feats: list[dict[str, Any]], name: str, raw: list[Any], n: int) -> 
 
 
 def _times(
-    events: Sequence[Event], fallback: Sequence[float], bad: dict[int, Reason]
+    events: Sequence[Any], fallback: Sequence[float], bad: dict[int, Reason]
 ) -> npt.NDArray[np.float64]:
     raw = [e.ts for e in events]
-    try:
+    return event_times(raw, fallback, bad)
+
+
+def event_times(
+    raw: list[Any], fallback: Sequence[float], bad: dict[int, Reason]
+) -> npt.NDArray[np.float64]:
+    """Event times from `ts` values; a missing `ts` takes `fallback[i]` (message time)."""
+    if str not in set(map(type, raw)):
         times = np.array(raw, dtype=np.float64)  # None -> NaN
-    except (TypeError, ValueError):  # RFC 3339 strings
+    else:  # RFC 3339 strings (numpy would also read "1.5" or "nan": not times)
         times = np.empty(len(raw), dtype=np.float64)
         for i, ts in enumerate(raw):
             if ts is None:
@@ -321,7 +344,7 @@ def _times(
             parsed = event_time(ts)
             if parsed is None:
                 bad.setdefault(i, Reason.BAD_TIMESTAMP)
-                times[i] = np.nan
+                times[i] = 0.0  # the row is dropped; NaN would ask for a fallback
             else:
                 times[i] = parsed
     missing = np.isnan(times)
@@ -330,18 +353,28 @@ def _times(
     return times
 
 
+_NUMBER_TYPES = frozenset({float, int, bool, type(None)})
+
+
 def _numeric_column(raw: list[Any], bad: dict[int, Reason]) -> npt.NDArray[np.float64]:
-    try:
-        col = np.array(raw, dtype=np.float64)  # None -> NaN, bool -> 0/1
-    except (TypeError, ValueError):
+    col = None
+    if set(map(type, raw)) <= _NUMBER_TYPES:  # numpy alone would also read "1.5"
+        try:
+            col = np.array(raw, dtype=np.float64)  # None -> NaN, bool -> 0/1
+        except OverflowError:  # an integer beyond the float range
+            col = None
+    if col is None:
         col = np.empty(len(raw), dtype=np.float64)
         for i, v in enumerate(raw):
+            col[i] = np.nan
             if v is None:
-                col[i] = np.nan
-            elif isinstance(v, int | float):  # bool is an int: 0/1
-                col[i] = float(v)
+                continue
+            if isinstance(v, int | float):  # bool is an int: 0/1
+                try:
+                    col[i] = float(v)
+                except OverflowError:
+                    bad.setdefault(i, Reason.NON_FINITE)
             else:
-                col[i] = np.nan
                 bad.setdefault(i, Reason.WRONG_TYPE)
     inf = np.isinf(col)
     if inf.any():
@@ -363,7 +396,7 @@ def _codes(
     return codes, unseen
 
 
-def _categorical_column(raw: list[Any], bad: dict[int, Reason]) -> list[str | None]:
+def categorical_column(raw: list[Any], bad: dict[int, Reason]) -> list[str | None]:
     out: list[str | None] = []
     for i, v in enumerate(raw):
         if v is None or isinstance(v, str):

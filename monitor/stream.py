@@ -26,12 +26,14 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
 from monitor.clock import Clock
 from monitor.decode import (
     MODEL_NAME,
+    Columns,
     Event,
     ModelSchema,
     Reason,
@@ -43,6 +45,7 @@ from monitor.errors import RedisUnavailable
 from monitor.metrics import Metrics
 from monitor.settings import KafkaSettings, WindowSettings
 from monitor.source.kafka import KafkaSource, Record, TopicPartition
+from monitor.typed_decode import NOT_TYPED, TypedColumns, TypedDecoder
 from monitor.window.accumulate import Accumulator
 from monitor.window.buckets import expire_at, late_cutoff
 from monitor.window.store import ApplyResult, BucketDelta, PartitionAdvance, WindowStore
@@ -101,6 +104,8 @@ class Stream:
         self._kafka = kafka
         self._windows = windows
         self._schemas = schemas
+        self._typed = TypedDecoder(schemas)
+        self._typed_columns = {m: TypedColumns(s) for m, s in schemas.items()}
         self._longest = {m: max(w.values()) for m, w in window_seconds.items()}
         self._store = store
         self._clock = clock
@@ -190,60 +195,126 @@ class Stream:
     def process(self, records: Sequence[Record]) -> None:
         """Decode, validate and accumulate a batch of records.
 
-        The per-record loop is the hot path: one typed decode, then plain list appends;
-        everything per value happens in `columnize` and the kernels.
+        The per-record loop is the hot path. A message of tracked models with baseline
+        features only is decoded straight into typed per-model structs
+        (`monitor.typed_decode`); anything else, and replays, take the generic path,
+        which names every reason. Everything per value happens in the column step and
+        the kernels.
         """
         now = self._clock.now()
+        typed: dict[type, _Typed] = {}
         by_model: dict[str, _Rows] = {}
         skipped: Counter[str] = Counter()
         max_bytes = self._kafka.max_message_bytes
         last_offset = self._pending.last_offset
         replay_floor = self._replay_floor
+        decode = self._typed.decode
+        tp: TopicPartition = ("", -1)
+        floor = -1
         for record in records:
-            tp = (record.topic() or "", record.partition() or 0)
+            topic, partition = record.topic() or "", record.partition() or 0
+            if partition != tp[1] or topic != tp[0]:  # records come in runs per partition
+                tp = (topic, partition)
+                floor = replay_floor.get(tp, -1)
             offset = record.offset() or 0
             last_offset[tp] = offset
             value = record.value()
-            events = fast_events(value, max_bytes)
-            if events is None:  # not the common shape: the careful path names the reason
-                decoded = decode_message(value, max_bytes)
-                for reason in decoded.invalid:
-                    self._invalid(record, reason)
-                events = decoded.events
-                if not events:
+            if offset > floor and value and len(value) <= max_bytes:
+                try:
+                    result = decode(value)
+                except NOT_TYPED:
+                    pass
+                else:
+                    if type(result) is list:
+                        for event in result:
+                            _typed_rows(typed, type(event)).add(event, record)
+                    else:
+                        _typed_rows(typed, type(result)).add(result, record)
                     continue
-            ts_type, ts_ms = record.timestamp()
-            msg_time = ts_ms / 1000.0 if ts_type and ts_ms > 0 else now
-            replay = offset <= replay_floor.get(tp, -1)
-            for event in events:
-                model = event.model
-                rows = by_model.get(model)
-                if rows is None:
-                    if model not in self._schemas:
-                        known = MODEL_NAME.fullmatch(model)
-                        self._invalid(record, Reason.UNKNOWN_MODEL if known else Reason.BAD_MODEL)
-                        continue
-                    rows = by_model[model] = _Rows()
-                if replay and offset <= self._watermarks[model].get(tp, -1):
-                    skipped[model] += 1
-                    continue
-                rows.events.append(event)
-                rows.times.append(msg_time)
-                rows.records.append(record)
-        for model, rows in by_model.items():
-            if rows.events:
-                self._accumulate(model, rows, now)
+            self._generic(record, tp, offset, now, by_model, skipped)
+        for event_type, rows in typed.items():
+            self._accumulate_typed(self._typed.model_of[event_type], rows, now)
+        for model, generic in by_model.items():
+            if generic.events:
+                self._accumulate(model, generic, now)
         for model, count in skipped.items():
             self._metrics.events_skipped.labels(model).inc(count)
 
+    def _generic(
+        self,
+        record: Record,
+        tp: TopicPartition,
+        offset: int,
+        now: float,
+        by_model: dict[str, _Rows],
+        skipped: Counter[str],
+    ) -> None:
+        """The generic path: any message, every reason named, replays skipped per model."""
+        max_bytes = self._kafka.max_message_bytes
+        value = record.value()
+        events = fast_events(value, max_bytes)
+        if events is None:  # not the common shape: the careful path names the reason
+            decoded = decode_message(value, max_bytes)
+            for reason in decoded.invalid:
+                self._invalid(record, reason)
+            events = decoded.events
+            if not events:
+                return
+        msg_time = _message_time(record, now)
+        replay = offset <= self._replay_floor.get(tp, -1)
+        for event in events:
+            model = event.model
+            rows = by_model.get(model)
+            if rows is None:
+                if model not in self._schemas:
+                    known = MODEL_NAME.fullmatch(model)
+                    self._invalid(record, Reason.UNKNOWN_MODEL if known else Reason.BAD_MODEL)
+                    continue
+                rows = by_model[model] = _Rows()
+            if replay and offset <= self._watermarks[model].get(tp, -1):
+                skipped[model] += 1
+                continue
+            rows.events.append(event)
+            rows.times.append(msg_time)
+            rows.records.append(record)
+
+    def _accumulate_typed(self, model: str, rows: _Typed, now: float) -> None:
+        records = rows.records
+
+        def message_times() -> list[float]:
+            return [_message_time(r, now) for r in records]
+
+        cols, bad = self._typed_columns[model].columns(rows.events, message_times)
+        self._note_newest(model, records, now)
+        self._add(model, cols, bad, records, now)
+
     def _accumulate(self, model: str, rows: _Rows, now: float) -> None:
+        self._newest[model] = max(self._newest.get(model, 0.0), *rows.times)
+        cols, bad = columnize(self._schemas[model], rows.events, rows.times)
+        self._add(model, cols, bad, rows.records, now)
+
+    def _note_newest(self, model: str, records: list[Record], now: float) -> None:
+        """Newest message time of the model's records: the last of each partition run."""
+        newest = self._newest.get(model, 0.0)
+        previous = None
+        for record in reversed(records):
+            if record.partition() != previous:  # not every run, but one per partition
+                previous = record.partition()
+                newest = max(newest, _message_time(record, now))
+        self._newest[model] = newest
+
+    def _add(
+        self,
+        model: str,
+        cols: Columns,
+        bad: list[tuple[int, Reason]],
+        records: Sequence[Record],
+        now: float,
+    ) -> None:
         schema = self._schemas[model]
-        newest = max(rows.times)
-        self._newest[model] = max(self._newest.get(model, 0.0), newest)
-        cols, bad = columnize(schema, rows.events, rows.times)
         for i, reason in bad:
-            self._invalid(rows.records[i], reason)
-            self._acc.add_invalid(schema, reason, rows.times[i])
+            self._invalid(records[i], reason)
+            self._acc.add_invalid(schema, reason, _message_time(records[i], now))
         w = self._windows
         cutoff = late_cutoff(now, self._longest[model], w.bucket_seconds, w.grace_seconds)
         late = self._acc.add_columns(schema, cols, cutoff, now, w.grace_seconds)
@@ -340,3 +411,28 @@ class Stream:
         starts = self._load_starts(sorted(self._assigned))
         self._needs_reset = False
         return starts
+
+
+@dataclass(slots=True)
+class _Typed:
+    """One model's typed events of a batch and their source records."""
+
+    events: list[Any] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
+
+    def add(self, event: Any, record: Record) -> None:
+        self.events.append(event)
+        self.records.append(record)
+
+
+def _typed_rows(typed: dict[type, _Typed], event_type: type) -> _Typed:
+    rows = typed.get(event_type)
+    if rows is None:
+        rows = typed[event_type] = _Typed()
+    return rows
+
+
+def _message_time(record: Record, now: float) -> float:
+    """The Kafka message timestamp in epoch seconds; `now` when the record has none."""
+    ts_type, ts_ms = record.timestamp()
+    return ts_ms / 1000.0 if ts_type and ts_ms > 0 else now

@@ -154,3 +154,31 @@ def test_event_time() -> None:
     assert event_time("2026-11-22T10:00:00+01:00") == event_time("2026-11-22T09:00:00Z")
     assert event_time("2026-11-22T10:00:00") is None  # RFC 3339 needs an offset
     assert event_time("soon") is None
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b'{"model": "m", "features": {"x": "1.5"}}', Reason.WRONG_TYPE),  # numpy reads it
+        (b'{"model": "m", "features": {"x": "nan"}}', Reason.WRONG_TYPE),
+        (b'{"model": "m", "features": {"x": 1' + b"0" * 400 + b"}}", Reason.NON_FINITE),
+        (b'{"model": "m", "features": {"x": -1' + b"0" * 400 + b"}}", Reason.NON_FINITE),
+        (b'{"model": "m", "features": {"x": 1e400}}', Reason.NON_FINITE),
+    ],
+)
+def test_numeric_strings_and_huge_integers_are_invalid(
+    schema: ModelSchema, value: bytes, reason: Reason
+) -> None:
+    decoded = decode_message(value, MAX)
+    if decoded.invalid:  # caught while decoding
+        assert decoded.invalid == [reason]
+        return
+    _, bad = columnize(schema, decoded.events, [0.0])
+    assert bad == [(0, reason)]
+
+
+def test_integer_categories_keep_their_integer_form(schema: ModelSchema) -> None:
+    """JSON 1 is category "1" (as in a baseline built from integers), not "1.0"."""
+    (event,) = decode_message(b'{"model": "m", "features": {"c": 1, "x": 2}}', MAX).events
+    assert event.features == {"c": 1, "x": 2}
+    assert type(event.features["c"]) is int
