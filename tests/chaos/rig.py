@@ -385,7 +385,11 @@ class Rig:
                     "topic.metadata.refresh.interval.ms": 2000,
                 },
             },
-            "redis": {"url": self.redis.url, "key_prefix": self.prefix},
+            "redis": {
+                "url": self.redis.url,
+                "key_prefix": self.prefix,
+                "socket_timeout_seconds": 1.0,
+            },
             "http": {"host": "127.0.0.1", "port": 0},
             "windows": {
                 "bucket_seconds": 1,

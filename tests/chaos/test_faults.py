@@ -78,3 +78,71 @@ def test_daemon_sigkilled_five_times_mid_stream(tmp_path: Path, prefix: str, sca
         acked_at_end = rig.traffic.acked
         recovery = rig.wait_recovered(daemon, acked_at_end, 120)
         _finish(rig, daemon, f"daemon SIGKILL x{scale.kills}", recovery)
+
+
+def test_redis_paused_mid_stream(tmp_path: Path, prefix: str, scale: Scale) -> None:
+    with Rig(tmp_path, prefix) as rig:
+        daemon = rig.start_daemon()
+        _running(rig, daemon, scale.rate)
+        assert rig.traffic is not None
+        with _incident(rig):
+            rig.redis.pause()
+            paused_at = time.monotonic()
+            try:
+                _wait(lambda: not rig.ready(daemon), 10, "readiness false while Redis hangs")
+                time.sleep(max(0.0, scale.redis_pause - (time.monotonic() - paused_at)))
+                assert daemon.alive()
+                acked = rig.traffic.acked
+            finally:
+                rig.redis.resume()
+        recovery = rig.wait_recovered(daemon, acked, 120)
+        _finish(rig, daemon, f"Redis paused (SIGSTOP) {scale.redis_pause:.0f} s", recovery)
+
+
+def test_broker_stopped_and_restarted(tmp_path: Path, prefix: str, scale: Scale) -> None:
+    with Rig(tmp_path, prefix, durable_broker=True) as rig:
+        daemon = rig.start_daemon()
+        _running(rig, daemon, scale.rate)
+        assert rig.traffic is not None
+        with _incident(rig):
+            acked = rig.traffic.acked
+            rig.broker.stop()  # SIGTERM; tansu keeps its log in S3
+            stopped_at = time.monotonic()
+            _wait(lambda: not rig.ready(daemon), scale.broker_down + 30, "not ready")
+            time.sleep(max(0.0, scale.broker_down - (time.monotonic() - stopped_at)))
+            assert daemon.alive()
+            rig.broker.restart()
+        recovery = rig.wait_recovered(daemon, acked, 120)
+        _finish(
+            rig,
+            daemon,
+            f"broker stopped {scale.broker_down:.0f} s, restarted",
+            recovery,
+            "tansu, S3 storage (moto)",
+        )
+
+
+def test_alert_sinks_down(tmp_path: Path, prefix: str, scale: Scale) -> None:
+    with Rig(tmp_path, prefix) as rig:
+        daemon = rig.start_daemon()
+        _running(rig, daemon, scale.rate)
+        # alerts of the steady traffic reach both sinks first
+        _wait(lambda: len(rig.watcher.snapshot()) > 0, 60, "first alerts")
+        rig.wait_notifications(60)
+        before = len(rig.receiver.accepted())
+        rig.receiver.stop()
+        rig.alertmanager.kill()
+        down_at = time.monotonic()
+        with _incident(rig, tail=3.0):
+            pass
+        # the canary fires and resolves while nothing can be delivered
+        rig.wait_canary_resolved(90)
+        time.sleep(max(0.0, scale.sinks_down - (time.monotonic() - down_at)))
+        assert len(rig.receiver.accepted()) == before
+        rig.alertmanager.restart()
+        rig.receiver.start()
+        back_at = time.monotonic()
+        rig.wait_notifications(180)
+        recovery = time.monotonic() - back_at
+        down = back_at - down_at
+        _finish(rig, daemon, f"webhook + Alertmanager down {down:.0f} s", recovery)
