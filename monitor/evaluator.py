@@ -1,15 +1,20 @@
 """The evaluator: every `evaluation.interval_seconds`, for every model this replica holds
-the lease of, merge the window's buckets, evaluate, advance the alert state machine,
+the lease of, bring the window sums up to date, evaluate, advance the alert state machine,
 replace the state document, and queue notifications. I/O edge around `monitor.evaluate`
 and `monitor.alerts.rules`.
+
+A round costs a few pipelined round trips for all models together, not a few per
+model: renew the leases; read bucket versions, progress and alert states; read the
+buckets that changed (`monitor.window.cache`: in steady state only the current one);
+write the state documents. Parsed buckets and window sums stay in memory between rounds.
 
 Several replicas: a model is evaluated by the holder of `<prefix>:{<model>}:lease` (SET NX
 PX, renewed every round by its holder). A replica that dies stops renewing, and another
 takes over within one lease period, continuing from the alert states stored in Redis.
 
 Order of writes, so that no transition is lost or duplicated by a crash: notifications
-are queued first (idempotent ids), then the state document and the alert states are
-replaced together (MULTI; one hash slot).
+are queued first (idempotent ids), then each model's state document and alert states
+are replaced together (one Lua call; one hash slot).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -32,13 +38,14 @@ from monitor.alerts.rules import AlertState, step, to_alert, to_notification
 from monitor.clock import Clock
 from monitor.decode import ModelSchema
 from monitor.errors import RedisUnavailable
-from monitor.evaluate import EvaluationInput, evaluate_model, iso_time
+from monitor.evaluate import EvaluationInput, evaluate_totals, iso_time
 from monitor.metrics import Metrics
-from monitor.settings import Settings
+from monitor.settings import Rules, Settings
 from monitor.window.buckets import window_buckets
-from monitor.window.counts import Counts, parse_bucket
+from monitor.window.cache import WindowCache
+from monitor.window.counts import Layout, layout_of, parse_packed
 from monitor.window.keys import Keys
-from monitor.window.store import REDIS_ERRORS, WindowStore
+from monitor.window.store import REDIS_ERRORS, WindowStore, parse_progress, parse_versions
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +57,24 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
 """
+
+_SAVE = """
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Model:
+    """What the settings say about one model, resolved once."""
+
+    schema: ModelSchema
+    layout: Layout
+    rules: Rules
+    windows: dict[str, int]  # name -> seconds
+    longest: int
+    latency_slo_ms: float | None
 
 
 class Evaluator:
@@ -76,34 +101,57 @@ class Evaluator:
         # host and pid make the lease holder findable from `redis-cli GET ...:lease`
         self.replica = replica or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._renew = client.register_script(_RENEW)
+        self._save = client.register_script(_SAVE)
         self._firing: dict[str, list[Alert]] = {}
         self._held: set[str] = set()
+        self._models = {model: self._resolve(model, schema) for model, schema in schemas.items()}
+        self._caches: dict[str, WindowCache] = {}
+
+    def _resolve(self, model: str, schema: ModelSchema) -> _Model:
+        settings = self._settings
+        windows = settings.windows_for(model)
+        slo = settings.models[model].latency_slo_ms if model in settings.models else None
+        return _Model(
+            schema=schema,
+            layout=layout_of(schema),
+            rules=settings.rules_for(model),
+            windows=windows,
+            longest=max(windows.values()),
+            latency_slo_ms=slo,
+        )
 
     def run_once(self) -> list[str]:
         """One round over all models; returns the models evaluated here."""
-        evaluated = []
-        for model in self._schemas:
-            try:
-                if not self._hold_lease(model):
-                    self._firing.pop(model, None)
-                    continue
-                started = time.perf_counter()
-                self.evaluate(model)
-                self._metrics.evaluation_duration.observe(time.perf_counter() - started)
-                evaluated.append(model)
-            except RedisUnavailable as exc:
-                log.warning("evaluation_skipped_redis_unavailable", model=model, error=str(exc))
-        return evaluated
-
-    def _hold_lease(self, model: str) -> bool:
-        ms = int(self._settings.evaluation.lease_seconds * 1000)
         try:
-            held = bool(self._renew(keys=[self._keys.lease(model)], args=[self.replica, ms]))
-        except REDIS_ERRORS as exc:
-            raise RedisUnavailable(f"redis: {exc}") from exc
-        if held and model not in self._held:
-            log.info("lease_acquired", model=model, replica=self.replica)
-        self._held = (self._held | {model}) if held else (self._held - {model})
+            held = self._hold_leases()
+            if not held:
+                return []
+            started = time.perf_counter()
+            self.evaluate_models(held)
+        except RedisUnavailable as exc:
+            log.warning("evaluation_skipped_redis_unavailable", error=str(exc))
+            return []
+        share = (time.perf_counter() - started) / len(held)  # the round trips are shared
+        for _ in held:
+            self._metrics.evaluation_duration.observe(share)
+        return held
+
+    def _hold_leases(self) -> list[str]:
+        ms = int(self._settings.evaluation.lease_seconds * 1000)
+        pipe = self._redis.pipeline(transaction=False)
+        for model in self._schemas:
+            self._renew(keys=[self._keys.lease(model)], args=[self.replica, ms], client=pipe)
+        replies = self._call(pipe.execute)
+        held = []
+        for model, reply in zip(self._schemas, replies, strict=True):
+            if reply:
+                if model not in self._held:
+                    log.info("lease_acquired", model=model, replica=self.replica)
+                held.append(model)
+            else:
+                self._firing.pop(model, None)
+                self._caches.pop(model, None)  # another replica's now: counts move on
+        self._held = set(held)
         return held
 
     def release(self) -> None:
@@ -123,61 +171,92 @@ class Evaluator:
 
     def evaluate(self, model: str) -> dict[str, Any]:
         """Evaluate one model now; returns the state document written."""
-        settings, schema = self._settings, self._schemas[model]
-        now = self._clock.now()
-        windows = settings.windows_for(model)
-        bucket_seconds = settings.windows.bucket_seconds
-        starts = window_buckets(now, max(windows.values()), bucket_seconds)
-        rows = self._store.read_buckets(model, starts)
-        buckets: Sequence[tuple[int, Counts]] = [
-            (start, parse_bucket(schema, row)) for start, row in zip(starts, rows, strict=True)
-        ]
-        rules = settings.rules_for(model)
-        spec = EvaluationInput(
-            schema=schema,
-            rules=rules,
-            windows=windows,
-            bucket_seconds=bucket_seconds,
-            latency_slo_ms=settings.models[model].latency_slo_ms,
-            no_traffic_seconds=rules.no_traffic_seconds,
-            progress=self._store.read_progress(model),
-            evaluation_interval=settings.evaluation.interval_seconds,
-        )
-        result = evaluate_model(spec, buckets, now)
-        states = self._load_states(model)
-        new_states, transitions = step(states, result.findings, now)
-        base = settings.alerting.runbook_base_url
-        for t in transitions:
-            notification = to_notification(model, t, now, base)
-            if self._outbox is not None:
-                self._outbox.enqueue(notification)
-            append_alert_log(self._redis, self._keys, t.kind, notification.alert)
-            log.info(
-                "alert_" + t.kind,
-                model=model,
-                alert=t.key,
-                severity=t.state.severity,
-                value=t.state.value,
-                threshold=t.state.threshold,
-            )
-        firing = {k: s for k, s in new_states.items() if s.status == "firing"}
-        self._firing[model] = [to_alert(model, k, s, now, base) for k, s in firing.items()]
-        doc = {
-            "model": model,
-            "evaluated_at": iso_time(now),
-            "baseline_id": schema.baseline.id,
-            "severity": result.severity,
-            "windows": result.windows,
-            "alerts": [_active(k, s) for k, s in sorted(firing.items())],
-        }
-        self._save(model, doc, new_states)
-        return doc
+        return self.evaluate_models([model])[model]
 
-    def _load_states(self, model: str) -> dict[str, AlertState]:
-        try:
-            raw = self._redis.get(self._keys.alert_states(model))
-        except REDIS_ERRORS as exc:
-            raise RedisUnavailable(f"redis: {exc}") from exc
+    def evaluate_models(self, models: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Evaluate the given models now; returns their state documents, as written."""
+        now = self._clock.now()
+        bucket_seconds = self._settings.windows.bucket_seconds
+        keys = self._keys
+        pipe = self._redis.pipeline(transaction=False)
+        for model in models:
+            pipe.hgetall(keys.bucket_versions(model))
+            pipe.hgetall(keys.progress(model))
+            pipe.get(keys.alert_states(model))
+        replies = self._call(pipe.execute)
+
+        plans = []
+        wanted: list[tuple[str, int]] = []
+        for i, model in enumerate(models):
+            m = self._models[model]
+            cache = self._caches.get(model)
+            if cache is None:
+                lengths = {name: s // bucket_seconds for name, s in m.windows.items()}
+                cache = self._caches[model] = WindowCache(m.layout, lengths)
+            starts = window_buckets(now, m.longest, bucket_seconds)
+            versions = parse_versions(replies[3 * i])
+            wanted += [(model, start) for start in cache.stale(starts, versions)]
+            plans.append((model, m, cache, starts, versions))
+        packed = iter(self._store.read_packed(wanted))
+        fetched: dict[str, dict[int, Any]] = {model: {} for model in models}
+        for model, start in wanted:
+            fetched[model][start] = parse_packed(self._models[model].layout, next(packed))
+
+        docs: dict[str, dict[str, Any]] = {}
+        saves: list[tuple[str, bytes, bytes]] = []
+        for i, (model, m, cache, starts, versions) in enumerate(plans):
+            cache.update(starts, versions, fetched[model])
+            spec = EvaluationInput(
+                schema=m.schema,
+                rules=m.rules,
+                windows=m.windows,
+                bucket_seconds=bucket_seconds,
+                latency_slo_ms=m.latency_slo_ms,
+                no_traffic_seconds=m.rules.no_traffic_seconds,
+                progress=parse_progress(replies[3 * i + 1]),
+                evaluation_interval=self._settings.evaluation.interval_seconds,
+            )
+            result = evaluate_totals(spec, cache.totals(), cache.last_traffic(), now)
+            states = self._decode_states(model, replies[3 * i + 2])
+            new_states, transitions = step(states, result.findings_for(states), now)
+            base = self._settings.alerting.runbook_base_url
+            for t in transitions:
+                notification = to_notification(model, t, now, base)
+                if self._outbox is not None:
+                    self._outbox.enqueue(notification)
+                append_alert_log(self._redis, self._keys, t.kind, notification.alert)
+                log.info(
+                    "alert_" + t.kind,
+                    model=model,
+                    alert=t.key,
+                    severity=t.state.severity,
+                    value=t.state.value,
+                    threshold=t.state.threshold,
+                )
+            firing = {k: s for k, s in new_states.items() if s.status == "firing"}
+            self._firing[model] = [to_alert(model, k, s, now, base) for k, s in firing.items()]
+            docs[model] = {
+                "model": model,
+                "evaluated_at": iso_time(now),
+                "baseline_id": m.schema.baseline.id,
+                "severity": result.severity,
+                "windows": result.windows,
+                "alerts": [_active(k, s) for k, s in sorted(firing.items())],
+            }
+            saves.append((model, msgspec.json.encode(docs[model]), msgspec.json.encode(new_states)))
+
+        pipe = self._redis.pipeline(transaction=False)
+        for model, doc, states_json in saves:
+            self._save(
+                keys=[keys.state(model), keys.alert_states(model)],
+                args=[doc, states_json],
+                client=pipe,
+            )
+        self._call(pipe.execute)
+        return docs
+
+    @staticmethod
+    def _decode_states(model: str, raw: bytes | None) -> dict[str, AlertState]:
         if not raw:
             return {}
         try:
@@ -186,12 +265,10 @@ class Evaluator:
             log.exception("alert_states_unreadable_reset", model=model)
             return {}
 
-    def _save(self, model: str, doc: dict[str, Any], states: dict[str, AlertState]) -> None:
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.set(self._keys.state(model), msgspec.json.encode(doc))
-        pipe.set(self._keys.alert_states(model), msgspec.json.encode(states))
+    @staticmethod
+    def _call(fn: Any) -> Any:
         try:
-            pipe.execute()
+            return fn()
         except REDIS_ERRORS as exc:
             raise RedisUnavailable(f"redis: {exc}") from exc
 

@@ -14,6 +14,7 @@ splitting; names outside the map go through the original rules (`_slot_of`).
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -302,25 +303,33 @@ def parse_bucket(schema: ModelSchema, fields: Mapping[str, int]) -> Counts:
     return Counts(layout, _scatter(layout, np.array(slots, dtype=np.intp), values))
 
 
-def parse_packed(layout: Layout, names: bytes, values: bytes) -> IntArray:
-    """The flat counts of a hash packed as ``names`` joined by 0xFF and ``values`` by ','.
+def parse_packed(layout: Layout, packed: bytes) -> IntArray:
+    """The flat counts of a hash packed as name, value, name, value, ... joined by 0xFF.
 
     0xFF never occurs in UTF-8, so field names (feature names may hold any character)
-    split unambiguously. Same rules as `parse_bucket`.
+    split unambiguously (`monitor.window.store.read_packed`). Same rules as `parse_bucket`.
     """
-    if not names:
+    if not packed:
         return np.zeros(layout.size, dtype=np.int64)
-    keys = names.split(b"\xff")
-    counts = np.fromstring(values, dtype=np.int64, sep=",")
-    if counts.size != len(keys):
-        raise ValueError(f"packed hash has {len(keys)} names but {counts.size} values")
+    parts = packed.split(b"\xff")
+    if len(parts) % 2:
+        raise ValueError("a packed hash must alternate names and values")
+    names = parts[0::2]
+    with warnings.catch_warnings():  # numpy warns, and stops, at a non-integer
+        warnings.simplefilter("error")
+        try:
+            values = np.fromstring(b",".join(parts[1::2]), dtype=np.int64, sep=",")
+        except (DeprecationWarning, ValueError):
+            values = np.zeros(0, dtype=np.int64)
+    if values.size != len(names):
+        raise ValueError("a packed hash holds a value that is not an integer")
     get = layout.byte_slots.get
-    slots = [get(key) for key in keys]
+    slots = [get(name) for name in names]
     if None in slots:
         slots = [
-            _slot_of_bytes(layout, k) if s is None else s for k, s in zip(keys, slots, strict=True)
+            _slot_of_bytes(layout, n) if s is None else s for n, s in zip(names, slots, strict=True)
         ]
-    return _scatter(layout, np.array(slots, dtype=np.intp), counts)
+    return _scatter(layout, np.array(slots, dtype=np.intp), values)
 
 
 def _slot_of_bytes(layout: Layout, name: bytes) -> int:

@@ -7,6 +7,8 @@ User-facing (SPEC §4, README "Redis keys"):
     <prefix>:alerts:log                 stream of alert transitions
 Internal:
     <prefix>:{<model>}:b:<start>        hash: counts of the bucket starting at <start> (epoch s)
+    <prefix>:{<model>}:bv               hash: <start> -> id of the last flush that changed that
+                                        bucket (the evaluator re-reads only changed buckets)
     <prefix>:{<model>}:wm               hash: "<topic>:<partition>" -> last offset applied
     <prefix>:offsets                    hash: "<topic>:<partition>" -> offset every model applied
     <prefix>:{<model>}:alertstate       JSON: the alert state machine of the model
@@ -50,6 +52,9 @@ class Keys:
 
     def bucket(self, model: str, start: int) -> str:
         return f"{self.prefix}:{{{model}}}:b:{start}"
+
+    def bucket_versions(self, model: str) -> str:
+        return f"{self.prefix}:{{{model}}}:bv"
 
     def alert_states(self, model: str) -> str:
         return f"{self.prefix}:{{{model}}}:alertstate"

@@ -12,11 +12,23 @@ watermarks in one Lua call, as a compare-and-set:
 A consumer resumes each partition from `<prefix>:offsets` (what every model has applied)
 and skips, per model, events at or below that model's own watermark; see
 `monitor.stream`. redis-py errors are mapped to `RedisUnavailable` here.
+
+Bucket versions, for the evaluator: the same call sets `<prefix>:{model}:bv` field
+`<start>` to an id unique to this call (`<store id>:<n>`) for every bucket it changed.
+An evaluator that cached a bucket's counts with that id needs not read the bucket again
+until the id changes; ids never repeat, so a Redis restart or flush, after which ids
+start over, cannot make stale counts look current. When a bucket first appears, the
+versions of expired buckets are dropped and the hash's TTL follows the newest bucket.
+`read_packed` returns a bucket hash as one string (fields and values joined by 0xFF,
+which UTF-8 never contains), which Redis builds and Python splits much faster than a
+reply of 2 x fields strings; `monitor.window.counts.parse_packed` reads it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import itertools
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -28,7 +40,7 @@ from monitor.window.keys import Keys, partition_field
 
 _APPLY = """
 local n = tonumber(ARGV[1])
-local i = 2
+local i = 3
 local same_as_new = true
 local same_as_expected = true
 for r = 1, n do
@@ -39,23 +51,40 @@ for r = 1, n do
 end
 if n > 0 and same_as_new then return 2 end
 if not same_as_expected then return 0 end
-i = 2
+i = 3
 for r = 1, n do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
   i = i + 3
 end
-for k = 2, #KEYS do
-  local expire_at = ARGV[i]
-  local nf = tonumber(ARGV[i + 1])
-  i = i + 2
+for k = 3, #KEYS do
+  local start = ARGV[i]
+  local expire_at = ARGV[i + 1]
+  local nf = tonumber(ARGV[i + 2])
+  i = i + 3
   for f = 1, nf do
     redis.call('HINCRBY', KEYS[k], ARGV[i], ARGV[i + 1])
     i = i + 2
   end
   redis.call('EXPIREAT', KEYS[k], expire_at)
+  if redis.call('HSET', KEYS[2], start, ARGV[2]) == 1 then
+    local span = tonumber(expire_at) - tonumber(start)
+    local now = tonumber(redis.call('TIME')[1])
+    local newest = tonumber(start)
+    for _, field in ipairs(redis.call('HKEYS', KEYS[2])) do
+      local s = tonumber(field)
+      if s == nil or s + span < now then
+        redis.call('HDEL', KEYS[2], field)
+      elseif s > newest then
+        newest = s
+      end
+    end
+    redis.call('EXPIREAT', KEYS[2], newest + span)
+  end
 end
 return 1
 """
+
+_READ_PACKED = "return table.concat(redis.call('HGETALL', KEYS[1]), '\\255')"
 
 _RAISE_OFFSETS = """
 for i = 1, #ARGV, 2 do
@@ -99,6 +128,9 @@ class WindowStore:
         self._keys = keys
         self._apply = client.register_script(_APPLY)
         self._raise_offsets = client.register_script(_RAISE_OFFSETS)
+        self._read_packed = client.register_script(_READ_PACKED)
+        self._id = uuid.uuid4().hex[:16]
+        self._calls = itertools.count()
 
     @property
     def keys(self) -> Keys:
@@ -108,13 +140,13 @@ class WindowStore:
         self, model: str, advances: Sequence[PartitionAdvance], buckets: Sequence[BucketDelta]
     ) -> ApplyResult:
         """Atomically add `buckets` and advance watermarks (see module docstring)."""
-        keys = [self._keys.watermarks(model)]
-        args: list[Any] = [len(advances)]
+        keys = [self._keys.watermarks(model), self._keys.bucket_versions(model)]
+        args: list[Any] = [len(advances), f"{self._id}:{next(self._calls)}"]
         for adv in advances:
             args += [partition_field(adv.topic, adv.partition), adv.expected, adv.new]
         for bucket in buckets:
             keys.append(self._keys.bucket(model, bucket.start))
-            args += [bucket.expire_at, len(bucket.fields)]
+            args += [bucket.start, bucket.expire_at, len(bucket.fields)]
             for name, delta in bucket.fields.items():
                 args += [name, delta]
         try:
@@ -151,11 +183,7 @@ class WindowStore:
         self._call(pipe.execute)
 
     def read_progress(self, model: str) -> tuple[float, float] | None:
-        raw = self._call(self._redis.hgetall, self._keys.progress(model))
-        if not raw:
-            return None
-        values = {_text(k): float(v) for k, v in raw.items()}
-        return values.get("flushed_at", 0.0), values.get("newest", 0.0)
+        return parse_progress(self._call(self._redis.hgetall, self._keys.progress(model)))
 
     def register_models(self, models: Iterable[str]) -> None:
         names = list(models)
@@ -170,6 +198,15 @@ class WindowStore:
         rows = self._call(pipe.execute)
         return [{_text(k): int(v) for k, v in row.items()} for row in rows]
 
+    def read_packed(self, buckets: Sequence[tuple[str, int]]) -> list[bytes]:
+        """The (model, start) buckets' hashes, packed (module docstring); one round trip."""
+        if not buckets:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for model, start in buckets:
+            self._read_packed(keys=[self._keys.bucket(model, start)], client=pipe)
+        return [bytes(blob) for blob in self._call(pipe.execute)]
+
     @staticmethod
     def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -180,6 +217,27 @@ class WindowStore:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def parse_versions(raw: Mapping[bytes, bytes]) -> dict[int, bytes] | None:
+    """A bucket versions hash as start -> version; None when the hash does not exist."""
+    if not raw:
+        return None
+    out: dict[int, bytes] = {}
+    for field, version in raw.items():
+        try:
+            out[int(field)] = version
+        except ValueError:
+            continue
+    return out
+
+
+def parse_progress(raw: Mapping[Any, Any]) -> tuple[float, float] | None:
+    """A progress hash as (flushed_at, newest message time); None when it does not exist."""
+    if not raw:
+        return None
+    values = {_text(k): float(v) for k, v in raw.items()}
+    return values.get("flushed_at", 0.0), values.get("newest", 0.0)
 
 
 def _parse_offsets(raw: dict[Any, Any]) -> dict[tuple[str, int], int]:
