@@ -30,7 +30,7 @@ from scipy.stats import chi2
 from monitor.baseline import CategoricalProfile, NumericProfile
 from monitor.decode import PREDICTION, ModelSchema
 from monitor.kernels import divergence_rows, quality_ratios
-from monitor.settings import SEVERITIES, Rules, Severity, Thresholds
+from monitor.settings import SEVERITIES, Chi2Threshold, Rules, Severity, Thresholds
 from monitor.window.counts import Counts, Layout
 
 FloatArray = npt.NDArray[np.float64]
@@ -226,47 +226,35 @@ def evaluate_features(
 
     binned = (cur * ref.valid_bins).sum(axis=1)
     enough = binned >= rules.min_samples_per_bin * ref.nbins
-    psi_rule = _psi_thresholds(rules, ref, binned)
-    js_metric = jsdist if rules.js_metric == "js_distance" else jsd
-    psi_v = np.where(enough & np.isfinite(psi), psi, math.nan)
-    js_v = np.where(enough & np.isfinite(js_metric), js_metric, math.nan)
-    psi_level = _level(psi_v, *psi_rule)
-    js_level = _level(js_v, *_rule(rules.js_distance, n))
-    use_js = js_level > psi_level
-    drift_rule = tuple(
-        np.where(use_js, b, a) for a, b in zip(psi_rule, _rule(rules.js_distance, n), strict=True)
-    )
-    drift_value = np.where(use_js, js_v, psi_v)
-    drift_clear = ~(psi_v >= rules.psi.resolve_ratio * psi_rule[0]) & ~(
-        js_v >= rules.js_distance.resolve_ratio * rules.js_distance.info
-    )
+    # Columns PSI, JS, MISSING_RATIO, FLAGGED_RATIO: the checks of classify_feature.
+    values = np.empty((n, 4))
+    values[:, 0] = psi
+    values[:, 1] = jsdist if rules.js_metric == "js_distance" else jsd
+    values[:, 2] = missing_ratio
+    values[:, 3] = flagged_ratio  # NaN where undefined: that check does not exist
+    values[~np.isfinite(values)] = math.nan
+    values[~enough, :2] = math.nan  # the sample-size guard
+    values[:, 2] -= ref.ref_missing
+    rule = _rule_matrix(rules, ref, binned)  # (n, 4, 5): info, warning, critical, bound, for
+    info, warning, critical = rule[:, :, 0], rule[:, :, 1], rule[:, :, 2]
+    levels = (values >= info).astype(np.int8) + (values >= warning) + (values >= critical)
+    thresholds = np.where(levels == 3, critical, np.where(levels == 2, warning, info))
+    clear = ~(values >= rule[:, :, 3])
 
-    ratios_known = events_n >= rules.min_samples_per_bin * 10
-    missing_v = np.where(np.isfinite(missing_ratio), missing_ratio, math.nan) - ref.ref_missing
-    missing_rule = _rule(rules.missing, n)
-    flag_present = np.isfinite(flagged_ratio)
-    flag_rule = tuple(
-        np.where(ref.numeric, a, b)
-        for a, b in zip(_rule(rules.out_of_range, n), _rule(rules.unseen, n), strict=True)
-    )
-    flag_v = np.where(flag_present, flagged_ratio, math.nan)
-
-    values = np.stack([drift_value, missing_v, flag_v], axis=1)
-    info, warning, critical = (
-        np.stack([d, m, f], axis=1)
-        for d, m, f in zip(drift_rule[:3], missing_rule[:3], flag_rule[:3], strict=True)
-    )
-    level = np.stack(
-        [
-            np.where(use_js, js_level, psi_level),
-            _level(missing_v, *missing_rule),
-            _level(flag_v, *flag_rule),
-        ],
-        axis=1,
-    ).astype(np.int8)
-    feature_level = np.maximum(np.maximum(psi_level, js_level), level[:, MISSING])
-    feature_level = np.maximum(feature_level, np.where(flag_present, level[:, FLAGGED], 0))
-    finite = np.isfinite(values)
+    # Findings: drift takes JS when its severity is higher (PSI on ties); both must be clear.
+    pick = np.empty((n, 3), dtype=np.intp)
+    pick[:, 0] = levels[:, 1] > levels[:, 0]
+    pick[:, 1:] = (2, 3)
+    value = np.take_along_axis(values, pick, axis=1)
+    finite = np.isfinite(value)
+    known = np.empty((n, 3), dtype=bool)
+    known[:, 0] = enough
+    known[:, 1:] = events_n >= rules.min_samples_per_bin * 10
+    finding_clear = np.take_along_axis(clear, pick, axis=1)
+    finding_clear[:, 0] = clear[:, 0] & clear[:, 1]
+    present = np.ones((n, 3), dtype=bool)
+    present[:, 2] = np.isfinite(flagged_ratio)
+    feature_level = levels.max(axis=1, initial=0)
     return FeatureTable(
         window=window,
         reference=ref,
@@ -274,73 +262,67 @@ def evaluate_features(
             ref, events_n, psi, jsdist, jsd, missing_ratio, flagged_ratio, feature_level
         ),
         severity=SEVERITIES[int(feature_level.max(initial=0))],
-        level=level,
-        value=np.where(finite, values, 0.0),
-        threshold=np.where(level == 3, critical, np.where(level == 2, warning, info)),
-        clear=np.stack(
-            [
-                drift_clear,
-                ~(missing_v >= missing_rule[3] * missing_rule[0]),
-                ~(flag_v >= flag_rule[3] * flag_rule[0]),
-            ],
-            axis=1,
-        ),
-        for_seconds=np.stack([drift_rule[4], missing_rule[4], flag_rule[4]], axis=1),
-        known=finite
-        & np.stack([enough, np.full(n, ratios_known), np.full(n, ratios_known)], axis=1),
-        present=np.stack([np.ones(n, dtype=bool), np.ones(n, dtype=bool), flag_present], axis=1),
+        level=np.take_along_axis(levels, pick, axis=1),
+        value=np.where(finite, value, 0.0),
+        threshold=np.take_along_axis(thresholds, pick, axis=1),
+        clear=finding_clear,
+        for_seconds=np.take_along_axis(rule[:, :, 4], pick, axis=1),
+        known=known & finite,
+        present=present,
     )
 
 
-def _rule(rule: Thresholds, n: int) -> tuple[FloatArray, ...]:
-    """(info, warning, critical, resolve_ratio, for_seconds) of one rule, per feature."""
-    return tuple(
-        np.full(n, v)
-        for v in (rule.info, rule.warning, rule.critical, rule.resolve_ratio, rule.for_seconds)
+def _rule_matrix(rules: Rules, ref: Reference, binned: FloatArray) -> FloatArray:
+    """Per feature and check (PSI, JS, missing, flagged): info, warning, critical, the
+    resolve bound (resolve_ratio x info) and `for`. PSI thresholds may be raised by the
+    chi² bar; flagged is out-of-range for numeric features, unseen for categorical ones."""
+    table = np.array(
+        [
+            [_row(rules.psi), _row(rules.js_distance), _row(rules.missing), _row(flagged)]
+            for flagged in (rules.unseen, rules.out_of_range)
+        ]
+    )
+    matrix = table[ref.numeric.astype(np.intp)]
+    if rules.psi_chi2 is not None:
+        bar = _chi2_bar(rules.psi_chi2, ref, binned)
+        raised = bar > rules.psi.info
+        for col in range(3):
+            matrix[:, 0, col] = np.where(
+                raised, np.maximum(matrix[:, 0, col], bar), matrix[:, 0, col]
+            )
+        matrix[:, 0, 3] = rules.psi.resolve_ratio * matrix[:, 0, 0]
+    return matrix
+
+
+def _row(rule: Thresholds) -> tuple[float, ...]:
+    return (
+        rule.info,
+        rule.warning,
+        rule.critical,
+        rule.resolve_ratio * rule.info,
+        rule.for_seconds,
     )
 
 
-def _psi_thresholds(rules: Rules, ref: Reference, binned: FloatArray) -> tuple[FloatArray, ...]:
-    """The PSI rule per feature, each threshold raised to the chi² bar when that is higher."""
-    info, warning, critical, resolve, for_seconds = _rule(rules.psi, binned.size)
-    if rules.psi_chi2 is None:
-        return info, warning, critical, resolve, for_seconds
-    cfg = rules.psi_chi2
+def _chi2_bar(cfg: Chi2Threshold, ref: Reference, binned: FloatArray) -> FloatArray:
+    """`monitor.kernels.psi_chi2_threshold` per feature: chi2_{1-a,K-1}·(1/C + 1/R) + floor."""
     defined = (ref.nbins >= 2) & (binned > 0)
     inv_c = np.divide(1.0, binned, out=np.full(binned.size, math.inf), where=binned > 0)
     inv_r = np.divide(
         1.0, ref.ref_count, out=np.full(binned.size, math.inf), where=ref.ref_count > 0
     )
     ppf = _chi2_ppf(cfg.significance, tuple(ref.nbins.tolist()))
-    bar = np.where(defined, ppf * (inv_c + inv_r) + cfg.floor, math.inf)
-    raised = bar > info
-    return (
-        np.where(raised, np.maximum(info, bar), info),
-        np.where(raised, np.maximum(warning, bar), warning),
-        np.where(raised, np.maximum(critical, bar), critical),
-        resolve,
-        for_seconds,
-    )
+    return np.where(defined, ppf * (inv_c + inv_r) + cfg.floor, math.inf)
 
 
 @lru_cache(maxsize=64)
 def _chi2_ppf(significance: float, nbins: tuple[int, ...]) -> FloatArray:
     """chi2_{1-a, K-1} per feature (NaN where K < 2, masked by the caller)."""
-    dfs = np.array(nbins, dtype=np.float64) - 1
-    out = np.full(dfs.size, math.nan)
-    for j, df in enumerate(dfs.tolist()):
-        if df >= 1:
-            out[j] = float(chi2.ppf(1.0 - significance, df))
+    out = np.full(len(nbins), math.nan)
+    for j, k in enumerate(nbins):
+        if k >= 2:
+            out[j] = float(chi2.ppf(1.0 - significance, k - 1))
     return out
-
-
-def _level(
-    value: FloatArray, info: FloatArray, warning: FloatArray, critical: FloatArray, *_: FloatArray
-) -> IntArray:
-    """0 ok, 1 info, 2 warning, 3 critical (thresholds are ordered; NaN is ok)."""
-    return ((value >= info).astype(np.int64) + (value >= warning) + (value >= critical)).astype(
-        np.int64
-    )
 
 
 def _nums(values: FloatArray) -> list[float | None]:
