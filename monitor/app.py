@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -31,7 +31,7 @@ from monitor.exporter import StateCollector
 from monitor.http import HttpServer
 from monitor.metrics import Metrics
 from monitor.settings import RedisSettings, Settings
-from monitor.source.kafka import KafkaSource
+from monitor.source.kafka import KafkaSource, TopicPartition
 from monitor.stream import Conflict, Health, Stream
 from monitor.window.keys import Keys
 from monitor.window.store import REDIS_ERRORS, WindowStore
@@ -93,11 +93,19 @@ def tune_gc() -> None:
 class Runner:
     """The consume/process/flush loop around a `Stream` and a `KafkaSource`."""
 
-    def __init__(self, stream: Stream, source: KafkaSource, health: Health, clock: Clock) -> None:
+    def __init__(
+        self,
+        stream: Stream,
+        source: KafkaSource,
+        health: Health,
+        clock: Clock,
+        on_state_lost: Callable[[], None] | None = None,
+    ) -> None:
         self._stream = stream
         self._source = source
         self._health = health
         self._clock = clock
+        self._on_state_lost = on_state_lost
         self._backoff = BACKOFF_START
         self._flush_failed = False
 
@@ -156,11 +164,39 @@ class Runner:
             self._health.redis_ok = False
             self._wait()
             return
-        self._source.seek_to(starts)
+        self._source.seek_to(self._resolve_missing(starts))
         self._source.resume()
         self._flush_failed = False
         self._backoff = BACKOFF_START
         log.info("partitions_reset_from_redis", partitions=len(starts))
+
+    def _resolve_missing(
+        self, starts: dict[TopicPartition, int | None]
+    ) -> dict[TopicPartition, int | None]:
+        """Start partitions Redis has no watermark for at the group's committed offset.
+
+        A committed offset without a watermark means Redis lost driftmon's data (restarted
+        without persistence, flushed, failed over to an empty replica): say so, and what
+        happens, in one warning.
+        """
+        missing = sorted(tp for tp, offset in starts.items() if offset is None)
+        if not missing:
+            return starts
+        resumed = {tp: o for tp, o in self._source.committed(missing).items() if o is not None}
+        if resumed:
+            log.warning(
+                "redis_state_lost",
+                resumed_from={f"{t}:{p}": o for (t, p), o in sorted(resumed.items())},
+                action=(
+                    "Redis holds no watermark for partitions this group has committed: its "
+                    "data was lost. Re-reading each partition from the group's committed "
+                    "offset; counts of earlier events are gone from the windows; baselines "
+                    "re-published; alert states start over"
+                ),
+            )
+            if self._on_state_lost is not None:
+                self._on_state_lost()
+        return {**starts, **resumed}
 
     def shutdown(self) -> None:
         """Flush what is pending (best effort), commit and leave the group."""
@@ -216,7 +252,7 @@ def run(settings: Settings, clock: Clock, stop: threading.Event) -> None:
         source = KafkaSource(settings.kafka, stream)
         stream.source = source
         source.subscribe()
-        runner = Runner(stream, source, health, clock)
+        runner = Runner(stream, source, health, clock, lambda: _republish(client, keys, schemas))
         log.info("running", models=sorted(schemas), topics=settings.kafka.topics)
         while not stop.is_set():
             runner.step()
@@ -283,6 +319,13 @@ class Alerting:
         self.evaluator.release()
         self.delivery.stop()
         self.delivery.close()
+
+
+def _republish(client: redis.Redis, keys: Keys, schemas: dict[str, ModelSchema]) -> None:
+    try:
+        publish_baselines(client, keys, schemas)
+    except REDIS_ERRORS as exc:  # the next state loss, or a restart, publishes them again
+        log.warning("baselines_republish_failed", error=str(exc))
 
 
 def _publish_until_done(
