@@ -211,6 +211,8 @@ class Stream:
         decode = self._typed.decode
         tp: TopicPartition = ("", -1)
         floor = -1
+        last_type: type | None = None
+        last = _Typed()
         for record in records:
             topic, partition = record.topic() or "", record.partition() or 0
             if partition != tp[1] or topic != tp[0]:  # records come in runs per partition
@@ -225,11 +227,16 @@ class Stream:
                 except NOT_TYPED:
                     pass
                 else:
-                    if type(result) is list:
+                    if type(result) is last_type:  # the common case: one model per topic
+                        last.events.append(result)
+                        last.records.append(record)
+                    elif type(result) is list:
                         for event in result:
                             _typed_rows(typed, type(event)).add(event, record)
                     else:
-                        _typed_rows(typed, type(result)).add(result, record)
+                        last_type = type(result)
+                        last = _typed_rows(typed, last_type)
+                        last.add(result, record)
                     continue
             self._generic(record, tp, offset, now, by_model, skipped)
         for event_type, rows in typed.items():

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 import msgspec
@@ -108,8 +109,7 @@ def _event_struct(name: str, model: str, schema: ModelSchema) -> type[msgspec.St
             ("ts", float | str | None, None),
             ("prediction", prediction, None),
             ("latency_ms", float | None, None),
-            ("model_version", str | None, None),
-            ("request_id", str | None, None),
+            # model_version, request_id, ...: not counted, so skipped, not decoded
         ],
         tag_field="model",
         tag=model,
@@ -158,7 +158,12 @@ class TypedColumns:
         numeric = np.empty((n, len(schema.numeric)), dtype=np.float64)
         if self._numeric_row is not None:
             rows = list(map(self._numeric_row, map(_features, events)))
-            matrix = np.array(rows, dtype=np.float64).reshape(n, self._n_numeric_slots)
+            size = n * self._n_numeric_slots
+            try:  # ~30% faster than np.array(rows) when no value is missing
+                flat = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=size)
+            except TypeError:  # None: np.array makes it NaN
+                flat = np.array(rows, dtype=np.float64)
+            matrix = flat.reshape(n, self._n_numeric_slots)
             if self._prediction_at is None:
                 numeric = matrix
             else:

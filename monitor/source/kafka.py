@@ -25,6 +25,7 @@ from confluent_kafka import (
     Consumer,
     KafkaError,
     KafkaException,
+    Message,
     Producer,
 )
 from confluent_kafka import TopicPartition as KafkaTopicPartition
@@ -192,16 +193,19 @@ class KafkaSource:
             )
         except KafkaException as exc:
             raise ServiceError(f"kafka: {exc}") from exc
-        records: list[Record] = []
+        records: list[Record] = [msg for msg in messages if msg.error() is None]
+        if len(records) < len(messages):
+            self._errors(messages)
+        return records
+
+    def _errors(self, messages: Sequence[Message]) -> None:
+        """Log the error events among `messages`; raise on a fatal one."""
         for msg in messages:
             err = msg.error()
-            if err is None:
-                records.append(msg)
-            elif err.code() != KafkaError._PARTITION_EOF:
+            if err is not None and err.code() != KafkaError._PARTITION_EOF:
                 log.warning("kafka_error", error=str(err), fatal=err.fatal())
                 if err.fatal():
                     raise ServiceError(f"kafka: fatal error: {err}")
-        return records
 
     def poll_idle(self, timeout: float) -> list[Record]:
         """Serve heartbeats and rebalance callbacks while paused.
