@@ -33,6 +33,7 @@ test: lint ## install everything, lint, type-check and run the whole test suite
 
 .PHONY: bench
 bench: $(STAMP) ## run the benchmark suite and rewrite BENCHMARKS.md
+	$(BIN)/python -m pip install -q -e '.[peers]'
 	$(BIN)/python -m bench
 
 .PHONY: demo
