@@ -118,7 +118,15 @@ def _bare(bootstrap: str, topics: list[str], n: int, baseline: Path) -> float:
     return n / elapsed
 
 
-def _end_to_end(bootstrap: str, topics: list[str], n: int, baseline: Path, redis_url: str) -> float:
+def _end_to_end(
+    bootstrap: str,
+    topics: list[str],
+    n: int,
+    baseline: Path,
+    redis_url: str,
+    flushes: list[float] | None = None,
+) -> float:
+    """Events/s of the real stream; the duration of every flush is appended to `flushes`."""
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     kafka = KafkaSettings(
         bootstrap_servers=bootstrap,
@@ -145,6 +153,15 @@ def _end_to_end(bootstrap: str, topics: list[str], n: int, baseline: Path, redis
     stream.source = source
     source.subscribe()
     runner = Runner(stream, source, health, clock)
+    if flushes is not None:
+        flush = stream.flush
+
+        def timed_flush() -> None:  # what `Stream.flush` observes into the histogram
+            started = time.perf_counter()
+            flush()
+            flushes.append(time.perf_counter() - started)
+
+        stream.flush = timed_flush  # type: ignore[method-assign]
     tune_gc()  # as `driftmon run` does
     counted = metrics.events.labels(MODEL)
     start = None
@@ -188,9 +205,10 @@ def run(config: Config) -> list[Row]:
             _produce(cluster.bootstrap, topics, _events(n, rng, now))
             _end_to_end(cluster.bootstrap, topics, n // 10, baseline, redis_url)  # warm-up
             bare, e2e = [], []
+            flushes: list[float] = []
             for _ in range(repeat):
                 bare.append(_bare(cluster.bootstrap, topics, n, baseline))
-                e2e.append(_end_to_end(cluster.bootstrap, topics, n, baseline, redis_url))
+                e2e.append(_end_to_end(cluster.bootstrap, topics, n, baseline, redis_url, flushes))
     ratios = [e / b for e, b in zip(e2e, bare, strict=True)]
     return [
         Row.from_samples("bare consume + typed decode (mock broker)", bare, "events/s"),
@@ -198,4 +216,10 @@ def run(config: Config) -> list[Row]:
             "end to end Kafka -> Redis, 20 features", e2e, "events/s", Target(">=", 250_000)
         ),
         Row.from_samples("end to end / bare (same run)", ratios, "ratio", Target(">=", 0.5)),
+        Row(
+            f"flush (one Lua call per model + offsets), p50 of {len(flushes)}",
+            float(np.percentile(flushes, 50)) * 1000,
+            "ms",
+        ),
+        Row(f"flush p99 of {len(flushes)}", float(np.percentile(flushes, 99)) * 1000, "ms"),
     ]
