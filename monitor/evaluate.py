@@ -29,6 +29,7 @@ __all__ = [
     "EvaluationInput",
     "Finding",
     "ModelEvaluation",
+    "WindowTotals",
     "evaluate_model",
     "evaluate_totals",
     "iso_time",
@@ -93,6 +94,15 @@ class ModelEvaluation:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class WindowTotals:
+    """One model's window sums, ready to evaluate."""
+
+    spec: EvaluationInput
+    totals: Mapping[str, Counts]  # window name -> summed counts
+    last_traffic: int | None  # start of the newest bucket holding events (longest window)
+
+
 def evaluate_model(
     spec: EvaluationInput, buckets: Sequence[tuple[int, Counts]], now: float
 ) -> ModelEvaluation:
@@ -107,25 +117,35 @@ def evaluate_model(
         for name, seconds in spec.windows.items()
     }
     with_events = [start for start, counts in buckets if counts.events > 0]
-    return evaluate_totals(spec, totals, max(with_events, default=None), now)
+    return evaluate_totals([WindowTotals(spec, totals, max(with_events, default=None))], now)[0]
 
 
-def evaluate_totals(
-    spec: EvaluationInput,
-    totals: Mapping[str, Counts],
-    last_traffic: int | None,
+def evaluate_totals(models: Sequence[WindowTotals], now: float) -> list[ModelEvaluation]:
+    """Metrics and findings of many models at once, from their window sums."""
+    ordered = [sorted(m.spec.windows.items(), key=lambda kv: kv[1]) for m in models]
+    tables = evaluate_features(
+        [
+            (m.spec.schema, m.spec.rules, [(name, m.totals[name]) for name, _ in windows])
+            for m, windows in zip(models, ordered, strict=True)
+        ]
+    )
+    return [
+        _evaluation(m, windows, model_tables, now)
+        for m, windows, model_tables in zip(models, ordered, tables, strict=True)
+    ]
+
+
+def _evaluation(
+    model: WindowTotals,
+    ordered: list[tuple[str, int]],
+    tables: list[FeatureTable],
     now: float,
 ) -> ModelEvaluation:
-    """Metrics and findings from each window's summed counts.
-
-    `last_traffic` is the start of the newest bucket of the longest window holding
-    events (None: none does).
-    """
+    spec = model.spec
     windows: dict[str, dict[str, Any]] = {}
     parts: list[FeatureTable | list[Finding]] = []
-    for name, seconds in sorted(spec.windows.items(), key=lambda kv: kv[1]):
-        total = totals[name]
-        table = evaluate_features(spec.schema, spec.rules, name, total)
+    for (name, seconds), table in zip(ordered, tables, strict=True):
+        total = model.totals[name]
         latency = latency_quantiles(total.latency, (0.5, 0.95, 0.99))
         windows[name] = {
             "events": total.events,
@@ -146,7 +166,7 @@ def evaluate_totals(
                 _invalid_finding(spec.rules, name, total),
             ],
         ]
-    parts.append([*_no_traffic(spec, last_traffic, now), *_lagging(spec, now)])
+    parts.append([*_no_traffic(spec, model.last_traffic, now), *_lagging(spec, now)])
     severity = max_severity(w["severity"] for w in windows.values())
     return ModelEvaluation(windows, parts, severity)
 

@@ -34,11 +34,11 @@ import structlog
 
 from monitor.alerts.model import Alert
 from monitor.alerts.outbox import Outbox, append_alert_log
-from monitor.alerts.rules import AlertState, step, to_alert, to_notification
+from monitor.alerts.rules import AlertState, Transition, step, to_alert, to_notification
 from monitor.clock import Clock
 from monitor.decode import ModelSchema
 from monitor.errors import RedisUnavailable
-from monitor.evaluate import EvaluationInput, evaluate_totals, iso_time
+from monitor.evaluate import EvaluationInput, WindowTotals, evaluate_totals, iso_time
 from monitor.metrics import Metrics
 from monitor.settings import Rules, Settings
 from monitor.window.buckets import window_buckets
@@ -202,8 +202,7 @@ class Evaluator:
         for model, start in wanted:
             fetched[model][start] = parse_packed(self._models[model].layout, next(packed))
 
-        docs: dict[str, dict[str, Any]] = {}
-        saves: list[tuple[str, bytes, bytes]] = []
+        inputs = []
         for i, (model, m, cache, starts, versions) in enumerate(plans):
             cache.update(starts, versions, fetched[model])
             spec = EvaluationInput(
@@ -216,29 +215,22 @@ class Evaluator:
                 progress=parse_progress(replies[3 * i + 1]),
                 evaluation_interval=self._settings.evaluation.interval_seconds,
             )
-            result = evaluate_totals(spec, cache.totals(), cache.last_traffic(), now)
+            inputs.append(WindowTotals(spec, cache.totals(), cache.last_traffic()))
+        results = evaluate_totals(inputs, now)
+
+        docs: dict[str, dict[str, Any]] = {}
+        saves: list[tuple[str, bytes, bytes]] = []
+        for i, (model, result) in enumerate(zip(models, results, strict=True)):
             states = self._decode_states(model, replies[3 * i + 2])
             new_states, transitions = step(states, result.findings_for(states), now)
+            self._notify(model, transitions, now)
             base = self._settings.alerting.runbook_base_url
-            for t in transitions:
-                notification = to_notification(model, t, now, base)
-                if self._outbox is not None:
-                    self._outbox.enqueue(notification)
-                append_alert_log(self._redis, self._keys, t.kind, notification.alert)
-                log.info(
-                    "alert_" + t.kind,
-                    model=model,
-                    alert=t.key,
-                    severity=t.state.severity,
-                    value=t.state.value,
-                    threshold=t.state.threshold,
-                )
             firing = {k: s for k, s in new_states.items() if s.status == "firing"}
             self._firing[model] = [to_alert(model, k, s, now, base) for k, s in firing.items()]
             docs[model] = {
                 "model": model,
                 "evaluated_at": iso_time(now),
-                "baseline_id": m.schema.baseline.id,
+                "baseline_id": self._models[model].schema.baseline.id,
                 "severity": result.severity,
                 "windows": result.windows,
                 "alerts": [_active(k, s) for k, s in sorted(firing.items())],
@@ -254,6 +246,23 @@ class Evaluator:
             )
         self._call(pipe.execute)
         return docs
+
+    def _notify(self, model: str, transitions: list[Transition], now: float) -> None:
+        """Queue each transition's notification and log it (before the states are saved)."""
+        base = self._settings.alerting.runbook_base_url
+        for t in transitions:
+            notification = to_notification(model, t, now, base)
+            if self._outbox is not None:
+                self._outbox.enqueue(notification)
+            append_alert_log(self._redis, self._keys, t.kind, notification.alert)
+            log.info(
+                "alert_" + t.kind,
+                model=model,
+                alert=t.key,
+                severity=t.state.severity,
+                value=t.state.value,
+                threshold=t.state.threshold,
+            )
 
     @staticmethod
     def _decode_states(model: str, raw: bytes | None) -> dict[str, AlertState]:

@@ -18,20 +18,18 @@ tests/evaluate/test_equivalence.py checks every field against the per-feature ru
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import chi2
 
-from monitor.baseline import CategoricalProfile, NumericProfile
-from monitor.decode import PREDICTION, ModelSchema
+from monitor.decode import ModelSchema
 from monitor.kernels import divergence_rows, quality_ratios
-from monitor.settings import SEVERITIES, Chi2Threshold, Rules, Severity, Thresholds
-from monitor.window.counts import Counts, Layout
+from monitor.settings import SEVERITIES, Rules, Severity
+from monitor.verdict_rows import Reference, Rows, reference_of, rows_of
+from monitor.window.counts import Counts, layout_of
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -58,86 +56,6 @@ class Finding:
     def key(self) -> str:
         """The alert's identity within its model."""
         return f"{self.alertname}/{self.feature or '-'}/{self.window}"
-
-
-@dataclass(frozen=True, eq=False)
-class Reference:
-    """What a schema's baseline brings to every window, computed once per schema."""
-
-    names: tuple[str, ...]  # numeric features, then categorical ones
-    numeric: BoolArray
-    nbins: IntArray
-    ref: FloatArray  # (F, K_max) reference counts, zero-padded
-    valid_bins: FloatArray  # (F, K_max) 1 for the first nbins columns
-    ref_missing: FloatArray  # reference missing ratio, 0 where undefined
-    ref_count: FloatArray
-    alertnames: tuple[tuple[str, str, str], ...]  # per feature: drift, missing, flagged
-    index: dict[str, int]
-    bins_from: IntArray  # flat slots of the window counts...
-    bins_to: IntArray  # ...and where they go in the (F, K_max) matrix, raveled
-    missing_from: IntArray
-    flagged_from: IntArray
-
-
-def reference_of(schema: ModelSchema, layout: Layout) -> Reference:
-    return _reference(schema.numeric, schema.categorical, layout)
-
-
-@lru_cache(maxsize=256)
-def _reference(
-    numeric: tuple[NumericProfile, ...],
-    categorical: tuple[CategoricalProfile, ...],
-    layout: Layout,
-) -> Reference:
-    profiles: list[NumericProfile | CategoricalProfile] = [*numeric, *categorical]
-    n_num = len(numeric)
-    k_max = max([layout.k, *layout.categorical_sizes], default=1)
-    ref = np.zeros((len(profiles), k_max))
-    valid = np.zeros((len(profiles), k_max))
-    for j, p in enumerate(profiles):
-        ref[j, : p.nbins] = p.counts
-        valid[j, : p.nbins] = 1.0
-    bins_from = [
-        layout.numeric_at + j * layout.k + i for j in range(n_num) for i in range(layout.k)
-    ]
-    bins_to = [j * k_max + i for j in range(n_num) for i in range(layout.k)]
-    for c, size in enumerate(layout.categorical_sizes):
-        bins_from += range(layout.categorical_offsets[c], layout.categorical_offsets[c] + size)
-        bins_to += range((n_num + c) * k_max, (n_num + c) * k_max + size)
-    ref_missing = np.array([p.missing_ratio for p in profiles], dtype=np.float64)
-    n_cat = len(categorical)
-    return Reference(
-        names=tuple(p.name for p in profiles),
-        numeric=np.arange(len(profiles)) < n_num,
-        nbins=np.array([p.nbins for p in profiles], dtype=np.int64),
-        ref=ref,
-        valid_bins=valid,
-        ref_missing=np.where(np.isfinite(ref_missing), ref_missing, 0.0),
-        ref_count=np.array([float(p.counts.sum()) for p in profiles]),
-        alertnames=tuple(
-            (
-                "PredictionDrift" if p.name == PREDICTION else "FeatureDrift",
-                "DataQualityMissing",
-                "DataQualityOutOfRange" if j < n_num else "DataQualityUnseenCategory",
-            )
-            for j, p in enumerate(profiles)
-        ),
-        index={p.name: j for j, p in enumerate(profiles)},
-        bins_from=np.array(bins_from, dtype=np.intp),
-        bins_to=np.array(bins_to, dtype=np.intp),
-        missing_from=np.concatenate(
-            [
-                np.arange(layout.numeric_missing_at, layout.numeric_missing_at + n_num),
-                np.arange(layout.categorical_missing_at, layout.categorical_missing_at + n_cat),
-            ]
-        ).astype(np.intp),
-        flagged_from=np.concatenate(
-            [
-                np.arange(layout.numeric_oor_at, layout.numeric_oor_at + n_num),
-                np.arange(layout.unseen_at, layout.unseen_at + n_cat),
-            ]
-        ).astype(np.intp),
-    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -207,41 +125,105 @@ class FeatureTable:
 
 
 def evaluate_features(
-    schema: ModelSchema, rules: Rules, window: str, total: Counts
-) -> FeatureTable:
-    """Metrics, severities and findings of every feature of `schema` in one window."""
-    ref = reference_of(schema, total.layout)
-    n, k_max = ref.ref.shape
-    cur = np.zeros(n * k_max)
-    cur[ref.bins_to] = total.flat[ref.bins_from]
-    cur = cur.reshape(n, k_max)
-    psi, jsd, jsdist = divergence_rows(ref.ref, cur, ref.nbins, rules.pseudocount)
-    events_n = total.events
-    events = np.full(n, float(events_n))
-    missing = total.flat[ref.missing_from].astype(np.float64)
-    flagged = total.flat[ref.flagged_from].astype(np.float64)
+    items: Sequence[tuple[ModelSchema, Rules, Sequence[tuple[str, Counts]]]],
+) -> list[list[FeatureTable]]:
+    """Metrics, severities and findings of every feature, per model and window.
+
+    `items` holds, per model, its schema, rules and (window name, summed counts); all
+    are computed together (`monitor.verdict_rows`), one row per (model, window, feature).
+    """
+    shape = [
+        (
+            reference_of(schema, totals[0][1].layout if totals else layout_of(schema)),
+            rules,
+            len(totals),
+        )
+        for schema, rules, totals in items
+    ]
+    rows = rows_of(shape)
+    parts = [t.flat for _, _, totals in items for _, t in totals]
+    flat = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    m = _metrics(rows, flat)
+    findings, feature_level = _verdicts(rows, m)
+    columns = [_nums(x) for x in (m.psi, m.jsdist, m.jsd, m.missing_ratio, m.flagged_ratio)]
+    levels: list[int] = feature_level.tolist()
+    events: list[int] = flat[rows.events_from].tolist()
+    out: list[list[FeatureTable]] = []
+    segment = 0
+    for block, (_, _, totals) in zip(rows.blocks, items, strict=True):
+        tables = []
+        for w, (window, _) in enumerate(totals):
+            lo = block.start + w * block.features
+            hi = lo + block.features
+            tables.append(
+                FeatureTable(
+                    window=window,
+                    reference=block.reference,
+                    documents=_documents(
+                        block.reference, events[segment], [c[lo:hi] for c in columns], levels[lo:hi]
+                    ),
+                    severity=SEVERITIES[max(levels[lo:hi], default=0)],
+                    **findings.rows(lo, hi),
+                )
+            )
+            segment += 1
+        out.append(tables)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Metrics:
+    psi: FloatArray
+    jsd: FloatArray
+    jsdist: FloatArray
+    events: FloatArray
+    missing_ratio: FloatArray
+    flagged_ratio: FloatArray
+    binned: FloatArray  # values in the row's own bins
+
+
+def _metrics(rows: Rows, flat: IntArray) -> _Metrics:
+    n, k = rows.n, rows.k
+    cur = np.zeros(n * k)
+    cur[rows.bins_to] = flat[rows.bins_from]
+    matrix = cur.reshape(n, k)
+    psi, jsd = np.empty(n), np.empty(n)
+    for alpha, subset in rows.alphas:
+        if subset is None:
+            psi[:], jsd[:], _ = divergence_rows(rows.ref, matrix, rows.nbins, alpha)
+        else:
+            psi[subset], jsd[subset], _ = divergence_rows(
+                rows.ref[subset], matrix[subset], rows.nbins[subset], alpha
+            )
+    events = np.repeat(flat[rows.events_from].astype(np.float64), rows.segment)
+    missing = flat[rows.missing_from].astype(np.float64)
+    flagged = flat[rows.flagged_from].astype(np.float64)
     flagged = np.minimum(flagged, np.maximum(events - missing, 0))
     missing = np.minimum(missing, events)
     missing_ratio, flagged_ratio = quality_ratios(events, missing, flagged)
+    binned = (matrix * rows.valid).sum(axis=1)
+    return _Metrics(psi, jsd, np.sqrt(jsd), events, missing_ratio, flagged_ratio, binned)
 
-    binned = (cur * ref.valid_bins).sum(axis=1)
-    enough = binned >= rules.min_samples_per_bin * ref.nbins
-    # Columns PSI, JS, MISSING_RATIO, FLAGGED_RATIO: the checks of classify_feature.
+
+def _verdicts(rows: Rows, m: _Metrics) -> tuple[_Findings, IntArray]:
+    """The checks of `classify_feature` as columns PSI, JS, MISSING_RATIO, FLAGGED_RATIO;
+    the findings; and each feature's severity level."""
+    n = rows.n
+    enough = m.binned >= rows.min_samples * rows.nbins
     values = np.empty((n, 4))
-    values[:, 0] = psi
-    values[:, 1] = jsdist if rules.js_metric == "js_distance" else jsd
-    values[:, 2] = missing_ratio
-    values[:, 3] = flagged_ratio  # NaN where undefined: that check does not exist
+    values[:, 0] = m.psi
+    values[:, 1] = np.where(rows.js_divergence, m.jsd, m.jsdist)
+    values[:, 2] = m.missing_ratio
+    values[:, 3] = m.flagged_ratio  # NaN where undefined: that check does not exist
     values[~np.isfinite(values)] = math.nan
     values[~enough, :2] = math.nan  # the sample-size guard
-    values[:, 2] -= ref.ref_missing
-    rule = _rule_matrix(rules, ref, binned)  # (n, 4, 5): info, warning, critical, bound, for
+    values[:, 2] -= rows.ref_missing
+    rule = _raise_psi(rows, m.binned)  # (n, 4, 5): info, warning, critical, bound, for
     info, warning, critical = rule[:, :, 0], rule[:, :, 1], rule[:, :, 2]
     levels = (values >= info).astype(np.int8) + (values >= warning) + (values >= critical)
     thresholds = np.where(levels == 3, critical, np.where(levels == 2, warning, info))
     clear = ~(values >= rule[:, :, 3])
-
-    # Findings: drift takes JS when its severity is higher (PSI on ties); both must be clear.
+    # Drift takes JS when its severity is higher (PSI on ties); both must be clear.
     pick = np.empty((n, 3), dtype=np.intp)
     pick[:, 0] = levels[:, 1] > levels[:, 0]
     pick[:, 1:] = (2, 3)
@@ -249,19 +231,12 @@ def evaluate_features(
     finite = np.isfinite(value)
     known = np.empty((n, 3), dtype=bool)
     known[:, 0] = enough
-    known[:, 1:] = events_n >= rules.min_samples_per_bin * 10
+    known[:, 1:] = (m.events >= rows.min_samples * 10)[:, None]
     finding_clear = np.take_along_axis(clear, pick, axis=1)
     finding_clear[:, 0] = clear[:, 0] & clear[:, 1]
     present = np.ones((n, 3), dtype=bool)
-    present[:, 2] = np.isfinite(flagged_ratio)
-    feature_level = levels.max(axis=1, initial=0)
-    return FeatureTable(
-        window=window,
-        reference=ref,
-        documents=_documents(
-            ref, events_n, psi, jsdist, jsd, missing_ratio, flagged_ratio, feature_level
-        ),
-        severity=SEVERITIES[int(feature_level.max(initial=0))],
+    present[:, 2] = np.isfinite(m.flagged_ratio)
+    findings = _Findings(
         level=np.take_along_axis(levels, pick, axis=1),
         value=np.where(finite, value, 0.0),
         threshold=np.take_along_axis(thresholds, pick, axis=1),
@@ -270,59 +245,50 @@ def evaluate_features(
         known=known & finite,
         present=present,
     )
+    return findings, levels.max(axis=1, initial=0).astype(np.int64)
 
 
-def _rule_matrix(rules: Rules, ref: Reference, binned: FloatArray) -> FloatArray:
-    """Per feature and check (PSI, JS, missing, flagged): info, warning, critical, the
-    resolve bound (resolve_ratio x info) and `for`. PSI thresholds may be raised by the
-    chi² bar; flagged is out-of-range for numeric features, unseen for categorical ones."""
-    table = np.array(
-        [
-            [_row(rules.psi), _row(rules.js_distance), _row(rules.missing), _row(flagged)]
-            for flagged in (rules.unseen, rules.out_of_range)
-        ]
-    )
-    matrix = table[ref.numeric.astype(np.intp)]
-    if rules.psi_chi2 is not None:
-        bar = _chi2_bar(rules.psi_chi2, ref, binned)
-        raised = bar > rules.psi.info
-        for col in range(3):
-            matrix[:, 0, col] = np.where(
-                raised, np.maximum(matrix[:, 0, col], bar), matrix[:, 0, col]
-            )
-        matrix[:, 0, 3] = rules.psi.resolve_ratio * matrix[:, 0, 0]
-    return matrix
+@dataclass(frozen=True, slots=True)
+class _Findings:
+    level: npt.NDArray[np.int8]
+    value: FloatArray
+    threshold: FloatArray
+    clear: BoolArray
+    for_seconds: FloatArray
+    known: BoolArray
+    present: BoolArray
+
+    def rows(self, lo: int, hi: int) -> dict[str, Any]:
+        return {
+            "level": self.level[lo:hi],
+            "value": self.value[lo:hi],
+            "threshold": self.threshold[lo:hi],
+            "clear": self.clear[lo:hi],
+            "for_seconds": self.for_seconds[lo:hi],
+            "known": self.known[lo:hi],
+            "present": self.present[lo:hi],
+        }
 
 
-def _row(rule: Thresholds) -> tuple[float, ...]:
-    return (
-        rule.info,
-        rule.warning,
-        rule.critical,
-        rule.resolve_ratio * rule.info,
-        rule.for_seconds,
-    )
-
-
-def _chi2_bar(cfg: Chi2Threshold, ref: Reference, binned: FloatArray) -> FloatArray:
-    """`monitor.kernels.psi_chi2_threshold` per feature: chi2_{1-a,K-1}·(1/C + 1/R) + floor."""
-    defined = (ref.nbins >= 2) & (binned > 0)
-    inv_c = np.divide(1.0, binned, out=np.full(binned.size, math.inf), where=binned > 0)
-    inv_r = np.divide(
-        1.0, ref.ref_count, out=np.full(binned.size, math.inf), where=ref.ref_count > 0
-    )
-    ppf = _chi2_ppf(cfg.significance, tuple(ref.nbins.tolist()))
-    return np.where(defined, ppf * (inv_c + inv_r) + cfg.floor, math.inf)
-
-
-@lru_cache(maxsize=64)
-def _chi2_ppf(significance: float, nbins: tuple[int, ...]) -> FloatArray:
-    """chi2_{1-a, K-1} per feature (NaN where K < 2, masked by the caller)."""
-    out = np.full(len(nbins), math.nan)
-    for j, k in enumerate(nbins):
-        if k >= 2:
-            out[j] = float(chi2.ppf(1.0 - significance, k - 1))
-    return out
+def _raise_psi(rows: Rows, binned: FloatArray) -> FloatArray:
+    """The rule matrix, PSI thresholds raised to the chi² bar where that is higher
+    (`monitor.kernels.psi_chi2_threshold`: chi2_{1-a,K-1}·(1/C + 1/R) + floor, infinite
+    for K < 2 or an empty window)."""
+    if rows.chi2 is None:
+        return rows.rule
+    n = binned.size
+    inv_c = np.divide(1.0, binned, out=np.full(n, math.inf), where=binned > 0)
+    inv_r = np.divide(1.0, rows.ref_count, out=np.full(n, math.inf), where=rows.ref_count > 0)
+    defined = rows.chi2 & np.isfinite(rows.chi2_ppf) & (binned > 0)
+    bar = np.full(n, math.inf)
+    np.add(rows.chi2_ppf * (inv_c + inv_r), rows.chi2_floor, out=bar, where=defined)
+    rule = rows.rule.copy()
+    psi = rule[:, 0, :]
+    raised = rows.chi2 & (bar > psi[:, 0])
+    for col in range(3):
+        psi[:, col] = np.where(raised, np.maximum(psi[:, col], bar), psi[:, col])
+    psi[:, 3] = np.where(raised, rows.psi_resolve * psi[:, 0], psi[:, 3])
+    return rule
 
 
 def _nums(values: FloatArray) -> list[float | None]:
@@ -334,18 +300,13 @@ def _nums(values: FloatArray) -> list[float | None]:
 
 
 def _documents(
-    ref: Reference,
-    events: int,
-    psi: FloatArray,
-    jsdist: FloatArray,
-    jsd: FloatArray,
-    missing_ratio: FloatArray,
-    flagged_ratio: FloatArray,
-    level: IntArray,
+    ref: Reference, events: int, columns: list[list[float | None]], levels: list[int]
 ) -> dict[str, dict[str, Any]]:
-    """The state document's `features` entries of one window."""
-    flagged = _nums(flagged_ratio)
-    numeric = ref.numeric.tolist()
+    """The state document's `features` entries of one window.
+
+    `columns`: psi, js_distance, js_divergence, missing ratio, flagged ratio (JSON
+    numbers) per feature; `levels` the features' severity levels.
+    """
     return {
         name: {
             "events": events,
@@ -357,15 +318,7 @@ def _documents(
             "unseen_ratio": None if is_num else f,
             "severity": SEVERITIES[s],
         }
-        for name, p, d, v, m, f, is_num, s in zip(
-            ref.names,
-            _nums(psi),
-            _nums(jsdist),
-            _nums(jsd),
-            _nums(missing_ratio),
-            flagged,
-            numeric,
-            level.tolist(),
-            strict=True,
+        for name, is_num, p, d, v, m, f, s in zip(
+            ref.names, ref.numeric, *columns, levels, strict=True
         )
     }

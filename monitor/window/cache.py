@@ -20,6 +20,7 @@ stored sparse (non-zero slots only): a latency histogram is mostly zeros.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -34,11 +35,7 @@ class _Bucket:
     version: bytes | None
     slots: npt.NDArray[np.intp]
     values: IntArray
-
-    @property
-    def events(self) -> int:
-        hit = np.flatnonzero(self.slots == EVENTS)
-        return int(self.values[hit[0]]) if hit.size else 0
+    events: int
 
 
 class WindowCache:
@@ -54,6 +51,7 @@ class WindowCache:
         self._layout = layout
         self._windows = dict(windows)
         self._buckets: dict[int, _Bucket] = {}
+        self._versions: dict[int, bytes | None] = {}  # of the buckets held
         self._starts: list[int] = []
         self._sums = {name: np.zeros(layout.size, dtype=np.int64) for name in windows}
 
@@ -61,13 +59,9 @@ class WindowCache:
         """The buckets of `starts` (the longest window, oldest first) that must be read."""
         if versions is None:
             return list(starts)
-        out = []
-        for start in starts:
-            version = versions.get(start)
-            cached = self._buckets.get(start)
-            if version is not None and (cached is None or cached.version != version):
-                out.append(start)
-        return out
+        window = set(starts)
+        changed = versions.items() - self._versions.items()
+        return sorted(start for start, _ in changed if start in window)
 
     def update(
         self,
@@ -76,30 +70,34 @@ class WindowCache:
         fetched: Mapping[int, IntArray],
     ) -> None:
         """Move to the window `starts`, with the flat counts `fetched` of the `stale` ones."""
-        buckets: dict[int, _Bucket] = {}
-        for start in starts:
-            if start in fetched:
-                flat = fetched[start]
-                slots = np.flatnonzero(flat)
-                version = None if versions is None else versions.get(start)
-                buckets[start] = _Bucket(version, slots, flat[slots])
-            elif versions is not None and start in versions and start in self._buckets:
-                buckets[start] = self._buckets[start]
-        changed = set(fetched) | (self._buckets.keys() - buckets.keys())
+        old = self._buckets
+        new = dict(old)
+        gone = new.keys() - set(starts)
+        if versions is not None:
+            gone |= new.keys() - versions.keys()
+        for start in gone:
+            del new[start]
+        for start, flat in fetched.items():
+            slots = np.flatnonzero(flat)
+            version = None if versions is None else versions.get(start)
+            new[start] = _Bucket(version, slots, flat[slots], int(flat[EVENTS]))
+        changed = gone | fetched.keys()
         for name, length in self._windows.items():
-            before = set(self._starts[max(0, len(self._starts) - length) :])
-            after = set(starts[max(0, len(starts) - length) :])
+            old_lo, new_lo = _oldest(self._starts, length), _oldest(starts, length)
+            lo, hi = sorted((old_lo, new_lo))
+            moved = [s for s in new.keys() | old.keys() if lo <= s < hi] if lo != hi else []
             total = self._sums[name]
-            for start in (before ^ after) | (changed & (before | after)):
-                old = self._buckets.get(start) if start in before else None
-                new = buckets.get(start) if start in after else None
-                if old is new:
+            for start in changed.union(moved):
+                before = old.get(start) if start >= old_lo else None
+                after = new.get(start) if start >= new_lo else None
+                if before is after:
                     continue
-                if old is not None:
-                    np.subtract.at(total, old.slots, old.values)
-                if new is not None:
-                    np.add.at(total, new.slots, new.values)
-        self._buckets = buckets
+                if before is not None:
+                    np.subtract.at(total, before.slots, before.values)
+                if after is not None:
+                    np.add.at(total, after.slots, after.values)
+        self._buckets = new
+        self._versions = {start: b.version for start, b in new.items()}
         self._starts = list(starts)
 
     def totals(self) -> dict[str, Counts]:
@@ -110,3 +108,10 @@ class WindowCache:
         """Start of the newest bucket holding events, None if none does."""
         with_events = [start for start, b in self._buckets.items() if b.events > 0]
         return max(with_events, default=None)
+
+
+def _oldest(starts: Sequence[int], length: int) -> float:
+    """The oldest start a window of `length` newest buckets holds (inf: holds none)."""
+    if length <= 0 or not starts:
+        return math.inf
+    return starts[max(0, len(starts) - length)]

@@ -223,13 +223,10 @@ def parse_versions(raw: Mapping[bytes, bytes]) -> dict[int, bytes] | None:
     """A bucket versions hash as start -> version; None when the hash does not exist."""
     if not raw:
         return None
-    out: dict[int, bytes] = {}
-    for field, version in raw.items():
-        try:
-            out[int(field)] = version
-        except ValueError:
-            continue
-    return out
+    try:
+        return {int(field): version for field, version in raw.items()}
+    except ValueError:  # not written by the apply script: skip what is not a start
+        return {int(f): v for f, v in raw.items() if f.isdigit()}
 
 
 def parse_progress(raw: Mapping[Any, Any]) -> tuple[float, float] | None:

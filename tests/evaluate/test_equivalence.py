@@ -16,7 +16,7 @@ import pytest
 from monitor.alerts.rules import AlertState, step
 from monitor.baseline import baseline_from_document, build_baseline
 from monitor.decode import PREDICTION, ModelSchema
-from monitor.evaluate import EvaluationInput, evaluate_model
+from monitor.evaluate import EvaluationInput, WindowTotals, evaluate_model, evaluate_totals
 from monitor.kernels import N_BUCKETS
 from monitor.settings import SEVERITIES, Rules
 from monitor.window.counts import Counts
@@ -112,6 +112,28 @@ def test_matches_the_per_feature_reference(seed: int) -> None:
     assert msgspec.json.encode(result.windows) == msgspec.json.encode(windows)
     assert result.findings == findings
     assert result.severity == severity
+
+
+def test_a_batch_of_different_models_matches_each_alone() -> None:
+    scenarios = [_scenario(seed) for seed in range(60)]
+    batch = []
+    for spec, buckets in scenarios:
+        current = int(NOW // BUCKET) * BUCKET
+        totals = {}
+        for name, seconds in spec.windows.items():
+            total = Counts.zeros(spec.schema)
+            for start, counts in buckets:
+                if start > current - seconds:
+                    total.add(counts)
+            totals[name] = total
+        last = max((s for s, c in buckets if c.events > 0), default=None)
+        batch.append(WindowTotals(spec, totals, last))
+    assert len({id(spec.rules) for spec, _ in scenarios}) > 1
+    for (spec, buckets), result in zip(scenarios, evaluate_totals(batch, NOW), strict=True):
+        windows, findings, severity = reference_evaluate(spec, buckets, NOW)
+        assert msgspec.json.encode(result.windows) == msgspec.json.encode(windows)
+        assert result.findings == findings
+        assert result.severity == severity
 
 
 def test_scenarios_reach_every_severity_and_rule() -> None:
