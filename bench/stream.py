@@ -28,17 +28,17 @@ import numpy as np
 import redis
 from confluent_kafka import Consumer, Producer
 
-from bench.core import Config, Row, Target
+from bench.core import Config, Row, Target, measure
 from monitor.app import Runner, tune_gc
 from monitor.baseline import build_baseline, load_baseline, write_baseline
 from monitor.clock import SystemClock
-from monitor.decode import ModelSchema
+from monitor.decode import ModelSchema, columnize, decode_message
 from monitor.logs import configure_logging
 from monitor.metrics import Metrics
 from monitor.settings import KafkaSettings, WindowSettings
 from monitor.source.kafka import KafkaSource
 from monitor.stream import Health, Stream
-from monitor.typed_decode import TypedDecoder
+from monitor.typed_decode import TypedColumns, TypedDecoder
 from monitor.window.keys import Keys
 from monitor.window.store import WindowStore
 from tests.services import MockCluster, redis_url_for_tests
@@ -186,6 +186,32 @@ def _end_to_end(
     return n / elapsed
 
 
+def _decode_paths(payloads: list[bytes], baseline: Path, config: Config) -> list[Row]:
+    """Decode + columns of the same messages, typed fast path vs the generic path."""
+    schema = ModelSchema.from_baseline(load_baseline(baseline))
+    typed = TypedDecoder({MODEL: schema})
+    columns = TypedColumns(schema)
+    now = time.time()
+    times = [now] * len(payloads)
+
+    def fast() -> None:
+        events = [typed.decode(p) for p in payloads]
+        columns.columns(events, lambda: times)
+
+    def generic() -> None:
+        events = [e for p in payloads for e in decode_message(p, 1 << 20).events]
+        columnize(schema, events, times)
+
+    quick = Config(repeat=min(config.repeat, 5), min_run_s=0.0, quick=config.quick)
+    n = len(payloads)
+    fast_rate = [n / s for s in measure(fast, quick, warmup=1)]
+    generic_rate = [n / s for s in measure(generic, quick, warmup=1)]
+    return [
+        Row.from_samples("decode + columns, typed path (no broker)", fast_rate, "events/s"),
+        Row.from_samples("decode + columns, generic path (no broker)", generic_rate, "events/s"),
+    ]
+
+
 def run(config: Config) -> list[Row]:
     configure_logging("warning", "console")
     n = 40_000 if config.quick else 160_000  # < 5 MB per partition (see docstring)
@@ -202,7 +228,9 @@ def run(config: Config) -> list[Row]:
         with MockCluster() as cluster:
             run_id = uuid.uuid4().hex[:8]
             topics = [f"bench-{run_id}-{i}" for i in range(N_TOPICS)]
-            _produce(cluster.bootstrap, topics, _events(n, rng, now))
+            payloads = _events(n, rng, now)
+            decode_rows = _decode_paths(payloads[:50_000], baseline, config)
+            _produce(cluster.bootstrap, topics, payloads)
             _end_to_end(cluster.bootstrap, topics, n // 10, baseline, redis_url)  # warm-up
             bare, e2e = [], []
             flushes: list[float] = []
@@ -222,4 +250,5 @@ def run(config: Config) -> list[Row]:
             "ms",
         ),
         Row(f"flush p99 of {len(flushes)}", float(np.percentile(flushes, 99)) * 1000, "ms"),
+        *decode_rows,
     ]
