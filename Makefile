@@ -36,6 +36,10 @@ bench: $(STAMP) ## run the benchmark suite and rewrite BENCHMARKS.md
 	$(BIN)/python -m pip install -q -e '.[peers]'
 	$(BIN)/python -m bench
 
+.PHONY: chaos
+chaos: $(STAMP) ## faults, hostile input and a 10-minute soak against the real daemon, full durations (~30 min); prints the chaos table
+	CHAOS_SCALE=full $(BIN)/python -m pytest tests/chaos tests/test_decode_fuzz.py -q -p no:cacheprovider
+
 .PHONY: demo
 demo: $(STAMP) ## run the embedded demo (pass options with DEMO_ARGS="--duration 120 --no-live")
 	$(BIN)/driftmon demo $(DEMO_ARGS)
