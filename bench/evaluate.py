@@ -20,6 +20,7 @@ import numpy as np
 import redis
 
 from bench.core import Config, Row, Target, measure
+from monitor.app import tune_gc
 from monitor.baseline import baseline_from_document, build_baseline
 from monitor.clock import FakeClock
 from monitor.decode import ModelSchema
@@ -62,6 +63,7 @@ def _fields(rng: np.random.Generator, events: int) -> dict[str, int]:
 
 def run(config: Config) -> list[Row]:
     configure_logging("warning", "console")  # not one lease_acquired line per model
+    tune_gc()  # as `driftmon run` does
     models = [f"m{i:03d}" for i in range(10 if config.quick else N_MODELS)]
     rng = np.random.default_rng(9)
     schema = _schema(rng)

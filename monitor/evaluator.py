@@ -122,12 +122,22 @@ class Evaluator:
 
     def run_once(self) -> list[str]:
         """One round over all models; returns the models evaluated here."""
+        started = time.perf_counter()
+        models = list(self._schemas)
+        ms = int(self._settings.evaluation.lease_seconds * 1000)
         try:
-            held = self._hold_leases()
+            # One round trip: renew the leases and read what evaluating needs (wasted
+            # for the models another replica holds: three small replies each).
+            pipe = self._redis.pipeline(transaction=False)
+            for model in models:
+                self._renew(keys=[self._keys.lease(model)], args=[self.replica, ms], client=pipe)
+            self._queue_reads(pipe, models)
+            replies = self._call(pipe.execute)
+            held = self._held_now(models, replies[: len(models)])
             if not held:
                 return []
-            started = time.perf_counter()
-            self.evaluate_models(held)
+            reads = dict(zip(models, _triples(replies[len(models) :]), strict=True))
+            self._evaluate(held, [reads[m] for m in held])
         except RedisUnavailable as exc:
             log.warning("evaluation_skipped_redis_unavailable", error=str(exc))
             return []
@@ -136,14 +146,9 @@ class Evaluator:
             self._metrics.evaluation_duration.observe(share)
         return held
 
-    def _hold_leases(self) -> list[str]:
-        ms = int(self._settings.evaluation.lease_seconds * 1000)
-        pipe = self._redis.pipeline(transaction=False)
-        for model in self._schemas:
-            self._renew(keys=[self._keys.lease(model)], args=[self.replica, ms], client=pipe)
-        replies = self._call(pipe.execute)
+    def _held_now(self, models: list[str], replies: list[Any]) -> list[str]:
         held = []
-        for model, reply in zip(self._schemas, replies, strict=True):
+        for model, reply in zip(models, replies, strict=True):
             if reply:
                 if model not in self._held:
                     log.info("lease_acquired", model=model, replica=self.replica)
@@ -174,27 +179,37 @@ class Evaluator:
         return self.evaluate_models([model])[model]
 
     def evaluate_models(self, models: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Evaluate the given models now; returns their state documents, as written."""
+        """Evaluate the given models now (lease or not); returns their state documents."""
+        pipe = self._redis.pipeline(transaction=False)
+        self._queue_reads(pipe, models)
+        return self._evaluate(models, list(_triples(self._call(pipe.execute))))
+
+    def _queue_reads(self, pipe: Any, models: Sequence[str]) -> None:
+        """Per model: bucket versions, progress, alert states."""
+        for model in models:
+            pipe.hgetall(self._keys.bucket_versions(model))
+            pipe.hgetall(self._keys.progress(model))
+            pipe.get(self._keys.alert_states(model))
+
+    def _evaluate(
+        self, models: Sequence[str], reads: Sequence[tuple[Any, Any, Any]]
+    ) -> dict[str, dict[str, Any]]:
         now = self._clock.now()
         bucket_seconds = self._settings.windows.bucket_seconds
         keys = self._keys
-        pipe = self._redis.pipeline(transaction=False)
-        for model in models:
-            pipe.hgetall(keys.bucket_versions(model))
-            pipe.hgetall(keys.progress(model))
-            pipe.get(keys.alert_states(model))
-        replies = self._call(pipe.execute)
-
         plans = []
         wanted: list[tuple[str, int]] = []
+        windows: dict[int, list[int]] = {}  # longest window -> its bucket starts
         for i, model in enumerate(models):
             m = self._models[model]
             cache = self._caches.get(model)
             if cache is None:
                 lengths = {name: s // bucket_seconds for name, s in m.windows.items()}
                 cache = self._caches[model] = WindowCache(m.layout, lengths)
-            starts = window_buckets(now, m.longest, bucket_seconds)
-            versions = parse_versions(replies[3 * i])
+            starts = windows.get(m.longest) or windows.setdefault(
+                m.longest, window_buckets(now, m.longest, bucket_seconds)
+            )
+            versions = parse_versions(reads[i][0])
             wanted += [(model, start) for start in cache.stale(starts, versions)]
             plans.append((model, m, cache, starts, versions))
         packed = iter(self._store.read_packed(wanted))
@@ -212,7 +227,7 @@ class Evaluator:
                 bucket_seconds=bucket_seconds,
                 latency_slo_ms=m.latency_slo_ms,
                 no_traffic_seconds=m.rules.no_traffic_seconds,
-                progress=parse_progress(replies[3 * i + 1]),
+                progress=parse_progress(reads[i][1]),
                 evaluation_interval=self._settings.evaluation.interval_seconds,
             )
             inputs.append(WindowTotals(spec, cache.totals(), cache.last_traffic()))
@@ -221,7 +236,7 @@ class Evaluator:
         docs: dict[str, dict[str, Any]] = {}
         saves: list[tuple[str, bytes, bytes]] = []
         for i, (model, result) in enumerate(zip(models, results, strict=True)):
-            states = self._decode_states(model, replies[3 * i + 2])
+            states = self._decode_states(model, reads[i][2])
             new_states, transitions = step(states, result.findings_for(states), now)
             self._notify(model, transitions, now)
             base = self._settings.alerting.runbook_base_url
@@ -312,3 +327,7 @@ def read_states(client: redis.Redis, keys: Keys, model: str | None = None) -> di
     except REDIS_ERRORS as exc:
         raise RedisUnavailable(f"redis: {exc}") from exc
     return {m: msgspec.json.decode(d) for m, d in zip(names, docs, strict=True) if d}
+
+
+def _triples(replies: Sequence[Any]) -> list[tuple[Any, Any, Any]]:
+    return [(replies[i], replies[i + 1], replies[i + 2]) for i in range(0, len(replies), 3)]

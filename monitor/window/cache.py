@@ -70,34 +70,38 @@ class WindowCache:
         fetched: Mapping[int, IntArray],
     ) -> None:
         """Move to the window `starts`, with the flat counts `fetched` of the `stale` ones."""
-        old = self._buckets
-        new = dict(old)
-        gone = new.keys() - set(starts)
+        buckets = self._buckets
+        gone = buckets.keys() - set(starts)
         if versions is not None:
-            gone |= new.keys() - versions.keys()
-        for start in gone:
-            del new[start]
+            gone |= buckets.keys() - versions.keys()
+        replaced: dict[int, _Bucket | None] = {s: buckets.pop(s) for s in gone}  # s -> before
         for start, flat in fetched.items():
+            if start not in replaced:
+                replaced[start] = buckets.get(start)
             slots = np.flatnonzero(flat)
             version = None if versions is None else versions.get(start)
-            new[start] = _Bucket(version, slots, flat[slots], int(flat[EVENTS]))
-        changed = gone | fetched.keys()
+            buckets[start] = _Bucket(version, slots, flat[slots], int(flat[EVENTS]))
+            self._versions[start] = version
+        for start in gone:
+            del self._versions[start]
         for name, length in self._windows.items():
             old_lo, new_lo = _oldest(self._starts, length), _oldest(starts, length)
             lo, hi = sorted((old_lo, new_lo))
-            moved = [s for s in new.keys() | old.keys() if lo <= s < hi] if lo != hi else []
+            moved = (
+                {s for s in buckets.keys() | replaced.keys() if lo <= s < hi} if lo != hi else ()
+            )
             total = self._sums[name]
-            for start in changed.union(moved):
-                before = old.get(start) if start >= old_lo else None
-                after = new.get(start) if start >= new_lo else None
+            for start in replaced.keys() | moved:
+                before = replaced[start] if start in replaced else buckets.get(start)
+                after = buckets.get(start)
+                before = before if start >= old_lo else None
+                after = after if start >= new_lo else None
                 if before is after:
                     continue
                 if before is not None:
                     np.subtract.at(total, before.slots, before.values)
                 if after is not None:
                     np.add.at(total, after.slots, after.values)
-        self._buckets = new
-        self._versions = {start: b.version for start, b in new.items()}
         self._starts = list(starts)
 
     def totals(self) -> dict[str, Counts]:

@@ -14,7 +14,6 @@ splitting; names outside the map go through the original rules (`_slot_of`).
 from __future__ import annotations
 
 import itertools
-import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -24,6 +23,7 @@ import numpy.typing as npt
 
 from monitor.decode import ModelSchema, Reason
 from monitor.kernels import N_BUCKETS
+from monitor.window.packed import SlotTable, scatter_packed
 
 IntArray = npt.NDArray[np.int64]
 SlotArray = npt.NDArray[np.intp]
@@ -111,9 +111,9 @@ class Layout:
         return out
 
     @cached_property
-    def byte_slots(self) -> dict[bytes, int]:
-        """`slots` keyed by the UTF-8 bytes Redis returns (no decoding per field)."""
-        return {name.encode(): slot for name, slot in self.slots.items()}
+    def slot_table(self) -> SlotTable:
+        """`slots` for the one-pass packed parser."""
+        return SlotTable.build([(name.encode(), slot) for name, slot in self.slots.items()])
 
     @cached_property
     def _numeric_index(self) -> dict[str, int]:
@@ -309,27 +309,12 @@ def parse_packed(layout: Layout, packed: bytes) -> IntArray:
     0xFF never occurs in UTF-8, so field names (feature names may hold any character)
     split unambiguously (`monitor.window.store.read_packed`). Same rules as `parse_bucket`.
     """
-    if not packed:
-        return np.zeros(layout.size, dtype=np.int64)
-    parts = packed.split(b"\xff")
-    if len(parts) % 2:
-        raise ValueError("a packed hash must alternate names and values")
-    names = parts[0::2]
-    with warnings.catch_warnings():  # numpy warns, and stops, at a non-integer
-        warnings.simplefilter("error")
-        try:
-            values = np.fromstring(b",".join(parts[1::2]), dtype=np.int64, sep=",")
-        except (DeprecationWarning, ValueError):
-            values = np.zeros(0, dtype=np.int64)
-    if values.size != len(names):
-        raise ValueError("a packed hash holds a value that is not an integer")
-    get = layout.byte_slots.get
-    slots = [get(name) for name in names]
-    if None in slots:
-        slots = [
-            _slot_of_bytes(layout, n) if s is None else s for n, s in zip(names, slots, strict=True)
-        ]
-    return _scatter(layout, np.array(slots, dtype=np.intp), values)
+    flat = np.zeros(layout.size, dtype=np.int64)
+    for name, value in scatter_packed(layout.slot_table, packed, flat):
+        slot = _slot_of_bytes(layout, name)
+        if slot >= 0:
+            flat[slot] += value
+    return flat
 
 
 def _slot_of_bytes(layout: Layout, name: bytes) -> int:

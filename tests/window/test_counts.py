@@ -133,7 +133,7 @@ def test_counts_fields_are_views_of_the_flat_vector(schema: ModelSchema) -> None
 def test_empty_and_malformed_packed_hashes(schema: ModelSchema) -> None:
     layout = layout_of(schema)
     assert not parse_packed(layout, b"").any()
-    with pytest.raises(ValueError, match="alternate"):
-        parse_packed(layout, b"n\xff1\xffx")
-    with pytest.raises(ValueError, match="not an integer"):
-        parse_packed(layout, b"n\xff1\xffign\xff2.5")
+    for malformed in (b"n\xff1\xffx", b"n\xff1\xffign\xff2.5", b"n\xff", b"n\xff-", b"n\xff1 "):
+        with pytest.raises(ValueError, match="alternate names and integer values"):
+            parse_packed(layout, malformed)
+    assert parse_packed(layout, b"n\xff-3\xffign\xff4")[0] == -3
