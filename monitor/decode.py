@@ -69,6 +69,14 @@ class Event(msgspec.Struct, frozen=True, gc=False):
 
 
 FAST_DECODER = msgspec.json.Decoder(Event | list[Event])
+# What a typed decode raises for a message the careful path must look at. RecursionError:
+# JSON nested deeper than msgspec's limit (~1000 levels), even where a value is skipped.
+FAST_PATH_ERRORS = (
+    msgspec.DecodeError,
+    msgspec.ValidationError,
+    UnicodeDecodeError,
+    RecursionError,
+)
 _UNTYPED = msgspec.json.Decoder()
 
 
@@ -86,7 +94,7 @@ def fast_events(value: bytes | None, max_bytes: int) -> Sequence[Event] | None:
         return None
     try:
         result = FAST_DECODER.decode(value)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+    except FAST_PATH_ERRORS:
         return None
     if isinstance(result, list):
         return result or None
@@ -108,7 +116,7 @@ def decode_message(value: bytes | None, max_bytes: int) -> Decoded:
         return out
     try:
         result = FAST_DECODER.decode(value)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+    except FAST_PATH_ERRORS:
         return _decode_slow(value, out)
     if isinstance(result, list):
         if not result:
@@ -124,6 +132,9 @@ def _decode_slow(value: bytes, out: Decoded) -> Decoded:
         raw = _UNTYPED.decode(value)
     except UnicodeDecodeError:
         out.invalid.append(Reason.NOT_UTF8)
+        return out
+    except RecursionError:  # nested deeper than the parser goes: not JSON we can read
+        out.invalid.append(Reason.BAD_JSON)
         return out
     except msgspec.ValidationError:  # e.g. 1e999: "Number out of range"
         out.invalid.append(Reason.NON_FINITE)

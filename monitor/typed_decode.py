@@ -27,6 +27,7 @@ import numpy as np
 
 from monitor.baseline import CategoricalProfile, NumericProfile
 from monitor.decode import (
+    FAST_PATH_ERRORS,
     PREDICTION,
     Columns,
     ModelSchema,
@@ -43,7 +44,7 @@ _CATEGORY = str | bool | int | float | None  # numbers and booleans: their strin
 
 
 # What `TypedDecoder.decode` raises for a message that needs the generic path.
-NOT_TYPED = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
+NOT_TYPED = FAST_PATH_ERRORS
 
 
 class _Sentinel(msgspec.Struct, tag_field="model", tag=_SENTINEL_TAG):

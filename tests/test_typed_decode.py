@@ -130,6 +130,7 @@ def test_categorical_prediction(schemas: dict[str, ModelSchema]) -> None:
         b"{not json",
         b"\xff",
         b'{"model": "score", "features": {"c": "\xff"}}',  # not UTF-8 inside a string
+        b'{"model": "score", "extra": ' + b"[" * 2000 + b"]" * 2000 + b"}",  # too deep
     ],
 )
 def test_messages_the_typed_path_hands_over(schemas: dict[str, ModelSchema], value: bytes) -> None:
