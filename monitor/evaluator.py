@@ -3,10 +3,12 @@ the lease of, bring the window sums up to date, evaluate, advance the alert stat
 replace the state document, and queue notifications. I/O edge around `monitor.evaluate`
 and `monitor.alerts.rules`.
 
-A round costs a few pipelined round trips for all models together, not a few per
-model: renew the leases; read bucket versions, progress and alert states; read the
-buckets that changed (`monitor.window.cache`: in steady state only the current one);
-write the state documents. Parsed buckets and window sums stay in memory between rounds.
+A round talks to Redis over one connection (`monitor.conversation`), for all models
+together: renew the leases and read bucket versions, progress and alert states (one round
+trip); send a read for every bucket that changed (`monitor.window.cache`: in steady state
+only the current one); then, CHUNK models at a time as their buckets arrive, parse,
+update the window sums, evaluate, and send the state documents, while Redis is still
+packing the next models' buckets. Parsed buckets and window sums stay in memory.
 
 Several replicas: a model is evaluated by the holder of `<prefix>:{<model>}:lease` (SET NX
 PX, renewed every round by its holder). A replica that dies stops renewing, and another
@@ -24,6 +26,7 @@ import os
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +39,7 @@ from monitor.alerts.model import Alert
 from monitor.alerts.outbox import Outbox, append_alert_log
 from monitor.alerts.rules import AlertState, Transition, step, to_alert, to_notification
 from monitor.clock import Clock
+from monitor.conversation import Conversation
 from monitor.decode import ModelSchema
 from monitor.errors import RedisUnavailable
 from monitor.evaluate import EvaluationInput, WindowTotals, evaluate_totals, iso_time
@@ -65,6 +69,13 @@ return 1
 """
 
 
+CHUNK = 20  # models evaluated at once while Redis packs the next ones' buckets
+
+
+class _ScriptsMissingError(Exception):
+    """Redis forgot the Lua scripts (restarted, or SCRIPT FLUSH): load them, try again."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Model:
     """What the settings say about one model, resolved once."""
@@ -75,6 +86,20 @@ class _Model:
     windows: dict[str, int]  # name -> seconds
     longest: int
     latency_slo_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One model in this round: its reads, and the buckets to read again."""
+
+    model: str
+    config: _Model
+    cache: WindowCache
+    starts: list[int]
+    versions: dict[int, bytes] | None
+    stale: list[int]
+    progress: tuple[float, float] | None
+    states: dict[str, AlertState]
 
 
 class Evaluator:
@@ -102,6 +127,7 @@ class Evaluator:
         self.replica = replica or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._renew = client.register_script(_RENEW)
         self._save = client.register_script(_SAVE)
+        self._scripts_loaded = False
         self._firing: dict[str, list[Alert]] = {}
         self._held: set[str] = set()
         self._models = {model: self._resolve(model, schema) for model, schema in schemas.items()}
@@ -123,40 +149,15 @@ class Evaluator:
     def run_once(self) -> list[str]:
         """One round over all models; returns the models evaluated here."""
         started = time.perf_counter()
-        models = list(self._schemas)
-        ms = int(self._settings.evaluation.lease_seconds * 1000)
         try:
-            # One round trip: renew the leases and read what evaluating needs (wasted
-            # for the models another replica holds: three small replies each).
-            pipe = self._redis.pipeline(transaction=False)
-            for model in models:
-                self._renew(keys=[self._keys.lease(model)], args=[self.replica, ms], client=pipe)
-            self._queue_reads(pipe, models)
-            replies = self._call(pipe.execute)
-            held = self._held_now(models, replies[: len(models)])
-            if not held:
-                return []
-            reads = dict(zip(models, _triples(replies[len(models) :]), strict=True))
-            self._evaluate(held, [reads[m] for m in held])
+            held, _ = self._round(list(self._schemas), leases=True)
         except RedisUnavailable as exc:
             log.warning("evaluation_skipped_redis_unavailable", error=str(exc))
             return []
-        share = (time.perf_counter() - started) / len(held)  # the round trips are shared
-        for _ in held:
-            self._metrics.evaluation_duration.observe(share)
-        return held
-
-    def _held_now(self, models: list[str], replies: list[Any]) -> list[str]:
-        held = []
-        for model, reply in zip(models, replies, strict=True):
-            if reply:
-                if model not in self._held:
-                    log.info("lease_acquired", model=model, replica=self.replica)
-                held.append(model)
-            else:
-                self._firing.pop(model, None)
-                self._caches.pop(model, None)  # another replica's now: counts move on
-        self._held = set(held)
+        if held:
+            share = (time.perf_counter() - started) / len(held)  # the round trips are shared
+            for _ in held:
+                self._metrics.evaluation_duration.observe(share)
         return held
 
     def release(self) -> None:
@@ -180,27 +181,95 @@ class Evaluator:
 
     def evaluate_models(self, models: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Evaluate the given models now (lease or not); returns their state documents."""
-        pipe = self._redis.pipeline(transaction=False)
-        self._queue_reads(pipe, models)
-        return self._evaluate(models, list(_triples(self._call(pipe.execute))))
+        return self._round(list(models), leases=False)[1]
 
-    def _queue_reads(self, pipe: Any, models: Sequence[str]) -> None:
-        """Per model: bucket versions, progress, alert states."""
-        for model in models:
-            pipe.hgetall(self._keys.bucket_versions(model))
-            pipe.hgetall(self._keys.progress(model))
-            pipe.get(self._keys.alert_states(model))
+    def _round(
+        self, models: list[str], *, leases: bool
+    ) -> tuple[list[str], dict[str, dict[str, Any]]]:
+        for _ in range(2):
+            if not self._scripts_loaded:
+                self._call(lambda: [self._redis.script_load(s) for s in (_RENEW, _SAVE)])
+                self._store.load_scripts()
+                self._scripts_loaded = True
+            try:
+                with Conversation(self._redis) as talk:
+                    return self._talk(talk, models, leases=leases)
+            except _ScriptsMissingError:
+                self._scripts_loaded = False
+        raise RedisUnavailable("redis: the evaluator's Lua scripts keep disappearing")
 
-    def _evaluate(
-        self, models: Sequence[str], reads: Sequence[tuple[Any, Any, Any]]
-    ) -> dict[str, dict[str, Any]]:
+    def _talk(
+        self, talk: Conversation, models: list[str], *, leases: bool
+    ) -> tuple[list[str], dict[str, dict[str, Any]]]:
+        keys, ms = self._keys, int(self._settings.evaluation.lease_seconds * 1000)
+        commands: list[tuple[Any, ...]] = []
+        if leases:  # reads are wasted for models another replica holds: three small replies
+            commands += [
+                ("EVALSHA", self._renew.sha, 1, keys.lease(m), self.replica, ms) for m in models
+            ]
+        for m in models:
+            commands += [
+                ("HGETALL", keys.bucket_versions(m)),
+                ("HGETALL", keys.progress(m)),
+                ("GET", keys.alert_states(m)),
+            ]
+        talk.send(commands)
+        replies = _checked(talk.receive(len(commands)))
+        held = self._held_now(models, replies[: len(models)]) if leases else models
+        reads = replies[len(models) :] if leases else replies
+        by_model = {m: reads[3 * i : 3 * i + 3] for i, m in enumerate(models)}
         now = self._clock.now()
+        plans = self._plans(held, by_model, now)
+        chunks = [plans[i : i + CHUNK] for i in range(0, len(plans), CHUNK)]
+        # Redis answers what it read in one go all at once, so each chunk's bucket reads
+        # go out just before the previous chunk is evaluated: Redis packs the next chunk
+        # while this one is evaluated. Replies come back in the order things were sent.
+        sent: deque[tuple[bool, int]] = deque()  # (is it bucket reads, how many commands)
+
+        def send(reads: bool, commands: list[tuple[Any, ...]]) -> None:
+            talk.send(commands)
+            sent.append((reads, len(commands)))
+
+        def next_reads() -> list[Any]:
+            while True:
+                reads, n = sent.popleft()
+                replies = _checked(talk.receive(n))
+                if reads:
+                    return replies
+
+        docs: dict[str, dict[str, Any]] = {}
+        if chunks:
+            send(True, self._reads(chunks[0]))
+        for i, chunk in enumerate(chunks):
+            packed = next_reads()
+            if i + 1 < len(chunks):
+                send(True, self._reads(chunks[i + 1]))
+            send(False, self._evaluate_chunk(chunk, packed, now, docs))
+        while sent:  # the state documents were written
+            _checked(talk.receive(sent.popleft()[1]))
+        return held, docs
+
+    def _reads(self, plans: list[_Plan]) -> list[tuple[Any, ...]]:
+        return [self._store.packed_read(p.model, start) for p in plans for start in p.stale]
+
+    def _held_now(self, models: list[str], replies: list[Any]) -> list[str]:
+        held = []
+        for model, reply in zip(models, replies, strict=True):
+            if reply:
+                if model not in self._held:
+                    log.info("lease_acquired", model=model, replica=self.replica)
+                held.append(model)
+            else:
+                self._firing.pop(model, None)
+                self._caches.pop(model, None)  # another replica's now: counts move on
+        self._held = set(held)
+        return held
+
+    def _plans(self, models: list[str], reads: dict[str, list[Any]], now: float) -> list[_Plan]:
         bucket_seconds = self._settings.windows.bucket_seconds
-        keys = self._keys
-        plans = []
-        wanted: list[tuple[str, int]] = []
         windows: dict[int, list[int]] = {}  # longest window -> its bucket starts
-        for i, model in enumerate(models):
+        plans = []
+        for model in models:
             m = self._models[model]
             cache = self._caches.get(model)
             if cache is None:
@@ -209,58 +278,70 @@ class Evaluator:
             starts = windows.get(m.longest) or windows.setdefault(
                 m.longest, window_buckets(now, m.longest, bucket_seconds)
             )
-            versions = parse_versions(reads[i][0])
-            wanted += [(model, start) for start in cache.stale(starts, versions)]
-            plans.append((model, m, cache, starts, versions))
-        packed = iter(self._store.read_packed(wanted))
-        fetched: dict[str, dict[int, Any]] = {model: {} for model in models}
-        for model, start in wanted:
-            fetched[model][start] = parse_packed(self._models[model].layout, next(packed))
+            raw_versions, raw_progress, raw_states = reads[model]
+            versions = parse_versions(raw_versions)
+            plans.append(
+                _Plan(
+                    model=model,
+                    config=m,
+                    cache=cache,
+                    starts=starts,
+                    versions=versions,
+                    stale=cache.stale(starts, versions),
+                    progress=parse_progress(raw_progress),
+                    states=self._decode_states(model, raw_states),
+                )
+            )
+        return plans
 
+    def _evaluate_chunk(
+        self, plans: list[_Plan], packed: list[bytes], now: float, docs: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """Evaluate `plans` with their re-read buckets; returns the commands saving them."""
+        bucket_seconds = self._settings.windows.bucket_seconds
+        blobs = iter(packed)
         inputs = []
-        for i, (model, m, cache, starts, versions) in enumerate(plans):
-            cache.update(starts, versions, fetched[model])
+        for p in plans:
+            fetched = {start: parse_packed(p.config.layout, next(blobs)) for start in p.stale}
+            p.cache.update(p.starts, p.versions, fetched)
             spec = EvaluationInput(
-                schema=m.schema,
-                rules=m.rules,
-                windows=m.windows,
+                schema=p.config.schema,
+                rules=p.config.rules,
+                windows=p.config.windows,
                 bucket_seconds=bucket_seconds,
-                latency_slo_ms=m.latency_slo_ms,
-                no_traffic_seconds=m.rules.no_traffic_seconds,
-                progress=parse_progress(reads[i][1]),
+                latency_slo_ms=p.config.latency_slo_ms,
+                no_traffic_seconds=p.config.rules.no_traffic_seconds,
+                progress=p.progress,
                 evaluation_interval=self._settings.evaluation.interval_seconds,
             )
-            inputs.append(WindowTotals(spec, cache.totals(), cache.last_traffic()))
-        results = evaluate_totals(inputs, now)
-
-        docs: dict[str, dict[str, Any]] = {}
-        saves: list[tuple[str, bytes, bytes]] = []
-        for i, (model, result) in enumerate(zip(models, results, strict=True)):
-            states = self._decode_states(model, reads[i][2])
-            new_states, transitions = step(states, result.findings_for(states), now)
-            self._notify(model, transitions, now)
-            base = self._settings.alerting.runbook_base_url
+            inputs.append(WindowTotals(spec, p.cache.totals(), p.cache.last_traffic()))
+        base = self._settings.alerting.runbook_base_url
+        saves: list[tuple[Any, ...]] = []
+        for p, result in zip(plans, evaluate_totals(inputs, now), strict=True):
+            new_states, transitions = step(p.states, result.findings_for(p.states), now)
+            self._notify(p.model, transitions, now)
             firing = {k: s for k, s in new_states.items() if s.status == "firing"}
-            self._firing[model] = [to_alert(model, k, s, now, base) for k, s in firing.items()]
-            docs[model] = {
-                "model": model,
+            self._firing[p.model] = [to_alert(p.model, k, s, now, base) for k, s in firing.items()]
+            doc = docs[p.model] = {
+                "model": p.model,
                 "evaluated_at": iso_time(now),
-                "baseline_id": self._models[model].schema.baseline.id,
+                "baseline_id": p.config.schema.baseline.id,
                 "severity": result.severity,
                 "windows": result.windows,
                 "alerts": [_active(k, s) for k, s in sorted(firing.items())],
             }
-            saves.append((model, msgspec.json.encode(docs[model]), msgspec.json.encode(new_states)))
-
-        pipe = self._redis.pipeline(transaction=False)
-        for model, doc, states_json in saves:
-            self._save(
-                keys=[keys.state(model), keys.alert_states(model)],
-                args=[doc, states_json],
-                client=pipe,
+            saves.append(
+                (
+                    "EVALSHA",
+                    self._save.sha,
+                    2,
+                    self._keys.state(p.model),
+                    self._keys.alert_states(p.model),
+                    msgspec.json.encode(doc),
+                    msgspec.json.encode(new_states),
+                )
             )
-        self._call(pipe.execute)
-        return docs
+        return saves
 
     def _notify(self, model: str, transitions: list[Transition], now: float) -> None:
         """Queue each transition's notification and log it (before the states are saved)."""
@@ -329,5 +410,11 @@ def read_states(client: redis.Redis, keys: Keys, model: str | None = None) -> di
     return {m: msgspec.json.decode(d) for m, d in zip(names, docs, strict=True) if d}
 
 
-def _triples(replies: Sequence[Any]) -> list[tuple[Any, Any, Any]]:
-    return [(replies[i], replies[i + 1], replies[i + 2]) for i in range(0, len(replies), 3)]
+def _checked(replies: list[Any]) -> list[Any]:
+    """The replies, unless one is an error: a missing script, or a bug to surface."""
+    for reply in replies:
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            raise _ScriptsMissingError
+        if isinstance(reply, redis.ResponseError):
+            raise reply
+    return replies

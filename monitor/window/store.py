@@ -198,6 +198,15 @@ class WindowStore:
         rows = self._call(pipe.execute)
         return [{_text(k): int(v) for k, v in row.items()} for row in rows]
 
+    def packed_read(self, model: str, start: int) -> tuple[Any, ...]:
+        """The command `read_packed` sends for one bucket, for callers that pipeline it
+        themselves (`monitor.conversation`); needs `load_scripts` first."""
+        return ("EVALSHA", self._read_packed.sha, 1, self._keys.bucket(model, start))
+
+    def load_scripts(self) -> None:
+        """Make sure Redis knows the read script (after a restart it does not)."""
+        self._call(self._redis.script_load, _READ_PACKED)
+
     def read_packed(self, buckets: Sequence[tuple[str, int]]) -> list[bytes]:
         """The (model, start) buckets' hashes, packed (module docstring); one round trip."""
         if not buckets:
