@@ -83,6 +83,9 @@ def hostile_messages(now: float, distinct_categories: int) -> Hostile:
         b'{"model": "fraud", "features": {"amount": -Infinity}}',
         b"\x00\x01\x02",
         b"{'model': 'fraud'}",
+        # nested deeper than any parser's limit (once a RecursionError that killed the daemon)
+        b'{"model": "fraud", "features": {"amount": ' + b"[" * 5000 + b"]" * 5000 + b"}}",
+        b"[" * 100_000,
     )
     h.invalid(
         "not_utf8",

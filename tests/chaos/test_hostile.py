@@ -228,6 +228,10 @@ def _json(value: object) -> bytes:
     return json.dumps(value).encode()
 
 
+def _json(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="decode_message raises RecursionError (not a reason) for nesting of depth >= 1000, "
