@@ -10,14 +10,18 @@ conversation closed with replies unread drops its connection (it is out of step)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import redis
 
 from monitor.errors import RedisUnavailable
 from monitor.window.store import REDIS_ERRORS
+
+T = TypeVar("T")
+Command = tuple[Any, ...]
 
 
 class Conversation:
@@ -55,6 +59,44 @@ class Conversation:
         except REDIS_ERRORS as exc:
             raise RedisUnavailable(f"redis: {exc}") from exc
         return replies
+
+    def overlapped(
+        self,
+        chunks: Sequence[T],
+        reads: Callable[[T], list[Command]],
+        work: Callable[[T, list[Any]], list[Command]],
+        check: Callable[[list[Any]], list[Any]],
+    ) -> None:
+        """For each chunk, send `reads(chunk)`, hand their replies to `work`, and send the
+        commands `work` returns; every reply passes through `check`.
+
+        Redis answers everything it read in one go at once, so sending every read up
+        front would make the caller wait for all of them. Instead chunk i+1's reads go out
+        just before chunk i is worked on: Redis serves them while the caller computes.
+        Replies arrive in the order the commands were sent; all are read before returning.
+        """
+        sent: deque[tuple[bool, int]] = deque()  # (are they reads, how many commands)
+
+        def send(are_reads: bool, commands: list[Command]) -> None:
+            self.send(commands)
+            sent.append((are_reads, len(commands)))
+
+        def next_reads() -> list[Any]:
+            while True:
+                are_reads, n = sent.popleft()
+                replies = check(self.receive(n))
+                if are_reads:
+                    return replies
+
+        if chunks:
+            send(True, reads(chunks[0]))
+        for i, chunk in enumerate(chunks):
+            replies = next_reads()
+            if i + 1 < len(chunks):
+                send(True, reads(chunks[i + 1]))
+            send(False, work(chunk, replies))
+        while sent:
+            check(self.receive(sent.popleft()[1]))
 
     def close(self) -> None:
         if self._pending:

@@ -26,7 +26,6 @@ import os
 import socket
 import time
 import uuid
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -175,10 +174,6 @@ class Evaluator:
                 continue
         self._held.clear()
 
-    def evaluate(self, model: str) -> dict[str, Any]:
-        """Evaluate one model now; returns the state document written."""
-        return self.evaluate_models([model])[model]
-
     def evaluate_models(self, models: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Evaluate the given models now (lease or not); returns their state documents."""
         return self._round(list(models), leases=False)[1]
@@ -220,37 +215,24 @@ class Evaluator:
         by_model = {m: reads[3 * i : 3 * i + 3] for i, m in enumerate(models)}
         now = self._clock.now()
         plans = self._plans(held, by_model, now)
-        chunks = [plans[i : i + CHUNK] for i in range(0, len(plans), CHUNK)]
-        # Redis answers what it read in one go all at once, so each chunk's bucket reads
-        # go out just before the previous chunk is evaluated: Redis packs the next chunk
-        # while this one is evaluated. Replies come back in the order things were sent.
-        sent: deque[tuple[bool, int]] = deque()  # (is it bucket reads, how many commands)
-
-        def send(reads: bool, commands: list[tuple[Any, ...]]) -> None:
-            talk.send(commands)
-            sent.append((reads, len(commands)))
-
-        def next_reads() -> list[Any]:
-            while True:
-                reads, n = sent.popleft()
-                replies = _checked(talk.receive(n))
-                if reads:
-                    return replies
-
         docs: dict[str, dict[str, Any]] = {}
-        if chunks:
-            send(True, self._reads(chunks[0]))
-        for i, chunk in enumerate(chunks):
-            packed = next_reads()
-            if i + 1 < len(chunks):
-                send(True, self._reads(chunks[i + 1]))
-            send(False, self._evaluate_chunk(chunk, packed, now, docs))
-        while sent:  # the state documents were written
-            _checked(talk.receive(sent.popleft()[1]))
+        talk.overlapped(
+            [plans[i : i + CHUNK] for i in range(0, len(plans), CHUNK)],
+            self._reads,
+            lambda chunk, packed: self._evaluate_chunk(chunk, packed, now, docs),
+            _checked,
+        )
         return held, docs
 
     def _reads(self, plans: list[_Plan]) -> list[tuple[Any, ...]]:
-        return [self._store.packed_read(p.model, start) for p in plans for start in p.stale]
+        """A command per stale bucket; one for all of a model's without versions (idle)."""
+        commands = []
+        for p in plans:
+            if p.versions is None:
+                commands.append(self._store.packed_reads(p.model, p.stale))
+            else:
+                commands += [self._store.packed_read(p.model, start) for start in p.stale]
+        return commands
 
     def _held_now(self, models: list[str], replies: list[Any]) -> list[str]:
         held = []
@@ -295,14 +277,23 @@ class Evaluator:
         return plans
 
     def _evaluate_chunk(
-        self, plans: list[_Plan], packed: list[bytes], now: float, docs: dict[str, Any]
+        self, plans: list[_Plan], packed: list[Any], now: float, docs: dict[str, Any]
     ) -> list[tuple[Any, ...]]:
-        """Evaluate `plans` with their re-read buckets; returns the commands saving them."""
+        """Evaluate `plans` with their re-read buckets; returns the commands saving them.
+
+        `packed` holds the replies of `_reads(plans)`: per stale bucket a packed hash,
+        or for a model without versions the list of them."""
         bucket_seconds = self._settings.windows.bucket_seconds
-        blobs = iter(packed)
+        replies = iter(packed)
         inputs = []
         for p in plans:
-            fetched = {start: parse_packed(p.config.layout, next(blobs)) for start in p.stale}
+            blobs: list[bytes] = (
+                next(replies) if p.versions is None else [next(replies) for _ in p.stale]
+            )
+            fetched = {
+                start: parse_packed(p.config.layout, blob) if blob else None
+                for start, blob in zip(p.stale, blobs, strict=True)
+            }
             p.cache.update(p.starts, p.versions, fetched)
             spec = EvaluationInput(
                 schema=p.config.schema,

@@ -32,7 +32,6 @@ from monitor.window.counts import EVENTS, Counts, IntArray, Layout
 
 @dataclass(frozen=True, slots=True)
 class _Bucket:
-    version: bytes | None
     slots: npt.NDArray[np.intp]
     values: IntArray
     events: int
@@ -51,7 +50,7 @@ class WindowCache:
         self._layout = layout
         self._windows = dict(windows)
         self._buckets: dict[int, _Bucket] = {}
-        self._versions: dict[int, bytes | None] = {}  # of the buckets held
+        self._versions: dict[int, bytes | None] = {}  # of every bucket read, empty or not
         self._starts: list[int] = []
         self._sums = {name: np.zeros(layout.size, dtype=np.int64) for name in windows}
 
@@ -67,23 +66,27 @@ class WindowCache:
         self,
         starts: Sequence[int],
         versions: Mapping[int, bytes] | None,
-        fetched: Mapping[int, IntArray],
+        fetched: Mapping[int, IntArray | None],
     ) -> None:
-        """Move to the window `starts`, with the flat counts `fetched` of the `stale` ones."""
-        buckets = self._buckets
-        gone = buckets.keys() - set(starts)
+        """Move to the window `starts`, with the flat counts `fetched` of the `stale` ones
+        (None: the bucket turned out to be empty or missing)."""
+        buckets, known = self._buckets, self._versions
+        gone = known.keys() - set(starts)
         if versions is not None:
-            gone |= buckets.keys() - versions.keys()
-        replaced: dict[int, _Bucket | None] = {s: buckets.pop(s) for s in gone}  # s -> before
+            gone |= known.keys() - versions.keys()
+        replaced: dict[int, _Bucket | None] = {}  # start -> its bucket before
+        for start in gone:
+            del known[start]
+            replaced[start] = buckets.pop(start, None)
         for start, flat in fetched.items():
             if start not in replaced:
                 replaced[start] = buckets.get(start)
-            slots = np.flatnonzero(flat)
-            version = None if versions is None else versions.get(start)
-            buckets[start] = _Bucket(version, slots, flat[slots], int(flat[EVENTS]))
-            self._versions[start] = version
-        for start in gone:
-            del self._versions[start]
+            known[start] = None if versions is None else versions.get(start)
+            slots = np.flatnonzero(flat) if flat is not None else None
+            if slots is None or not slots.size or flat is None:
+                buckets.pop(start, None)  # empty: nothing to add up
+                continue
+            buckets[start] = _Bucket(slots, flat[slots], int(flat[EVENTS]))
         for name, length in self._windows.items():
             old_lo, new_lo = _oldest(self._starts, length), _oldest(starts, length)
             lo, hi = sorted((old_lo, new_lo))

@@ -86,6 +86,14 @@ return 1
 
 _READ_PACKED = "return table.concat(redis.call('HGETALL', KEYS[1]), '\\255')"
 
+_READ_MANY = """
+local out = {}
+for i = 1, #KEYS do
+  out[i] = table.concat(redis.call('HGETALL', KEYS[i]), '\\255')
+end
+return out
+"""
+
 _RAISE_OFFSETS = """
 for i = 1, #ARGV, 2 do
   local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '-1')
@@ -129,6 +137,7 @@ class WindowStore:
         self._apply = client.register_script(_APPLY)
         self._raise_offsets = client.register_script(_RAISE_OFFSETS)
         self._read_packed = client.register_script(_READ_PACKED)
+        self._read_many = client.register_script(_READ_MANY)
         self._id = uuid.uuid4().hex[:16]
         self._calls = itertools.count()
 
@@ -203,9 +212,17 @@ class WindowStore:
         themselves (`monitor.conversation`); needs `load_scripts` first."""
         return ("EVALSHA", self._read_packed.sha, 1, self._keys.bucket(model, start))
 
+    def packed_reads(self, model: str, starts: Sequence[int]) -> tuple[Any, ...]:
+        """One command reading several of a model's buckets: its reply is the list of
+        their packed hashes (b"" for a missing one). For a model without versions, whose
+        buckets are mostly missing: one command instead of one per bucket."""
+        keys = [self._keys.bucket(model, start) for start in starts]
+        return ("EVALSHA", self._read_many.sha, len(keys), *keys)
+
     def load_scripts(self) -> None:
-        """Make sure Redis knows the read script (after a restart it does not)."""
-        self._call(self._redis.script_load, _READ_PACKED)
+        """Make sure Redis knows the read scripts (after a restart it does not)."""
+        for script in (_READ_PACKED, _READ_MANY):
+            self._call(self._redis.script_load, script)
 
     def read_packed(self, buckets: Sequence[tuple[str, int]]) -> list[bytes]:
         """The (model, start) buckets' hashes, packed (module docstring); one round trip."""
