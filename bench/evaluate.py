@@ -8,12 +8,15 @@ Each model's 1h window holds 60 buckets written by the stream's apply script (ev
 feature bin populated, 40 latency buckets). Steady state: before each round, one flush
 lands in every model's current bucket, so the round re-reads one bucket per model.
 Cold: a new evaluator (empty cache) reads and parses all 60 buckets of every model.
-The "of which" rows time the same steps alone, on the same data.
+Idle: models without any traffic in the hour (nothing to read, documents still written).
+The "alone" rows time one step of the steady round by itself, on the same data; in the
+round, Redis packs buckets while Python evaluates, so they do not add up to it.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import msgspec
 import numpy as np
@@ -61,114 +64,61 @@ def _fields(rng: np.random.Generator, events: int) -> dict[str, int]:
     return fields
 
 
+class _Setup:
+    """A private Redis holding an hour of buckets for every model, and evaluators on it."""
+
+    def __init__(self, client: redis.Redis, schema: ModelSchema, n_models: int) -> None:
+        self.client, self.schema = client, schema
+        self.models = [f"m{i:03d}" for i in range(n_models)]
+        self.rng = np.random.default_rng(9)
+        self.clock = FakeClock(time.time())  # real time: the buckets' EXPIREAT lies ahead
+        self.starts = window_buckets(self.clock.now(), WINDOWS["1h"], BUCKET)
+        self.store = WindowStore(client, Keys(PREFIX))
+        for model in self.models:
+            self.store.apply(model, [], [self.bucket(start, 1000) for start in self.starts])
+
+    def bucket(self, start: int, events: int) -> BucketDelta:
+        expires = expire_at(start, BUCKET, WINDOWS["1h"], GRACE)
+        return BucketDelta(start, expires, _fields(self.rng, events))
+
+    def settings(self, prefix: str, models: list[str]) -> Settings:
+        return Settings(
+            redis={"key_prefix": prefix},
+            windows={"bucket_seconds": BUCKET, "sizes": list(WINDOWS), "grace_seconds": GRACE},
+            models={m: {"baseline": "unused.json", "latency_slo_ms": 250.0} for m in models},
+        )
+
+    def evaluator(self, prefix: str = PREFIX, models: list[str] | None = None) -> Evaluator:
+        names = models or self.models
+        schemas = dict.fromkeys(names, self.schema)
+        settings = self.settings(prefix, names)
+        # The same replica id every time: it keeps the leases.
+        return Evaluator(settings, schemas, self.client, self.clock, Metrics(), replica="bench")
+
+
 def run(config: Config) -> list[Row]:
     configure_logging("warning", "console")  # not one lease_acquired line per model
     tune_gc()  # as `driftmon run` does
-    models = [f"m{i:03d}" for i in range(10 if config.quick else N_MODELS)]
     rng = np.random.default_rng(9)
     schema = _schema(rng)
     with RedisServer() as server:
         client = redis.Redis.from_url(server.url)
         try:
-            return _run(config, client, schema, models, rng)
+            setup = _Setup(client, schema, 10 if config.quick else N_MODELS)
+            return _rows(config, setup)
         finally:
             client.close()
 
 
-def _run(
-    config: Config,
-    client: redis.Redis,
-    schema: ModelSchema,
-    models: list[str],
-    rng: np.random.Generator,
-) -> list[Row]:
-    # Real time, so that the buckets' EXPIREAT lies ahead; the clock then stands still.
-    clock = FakeClock(time.time())
-    now = clock.now()
-    starts = window_buckets(now, WINDOWS["1h"], BUCKET)
-    current = starts[-1]
-    store = WindowStore(client, Keys(PREFIX))
-
-    def bucket(start: int, events: int) -> BucketDelta:
-        return BucketDelta(
-            start, expire_at(start, BUCKET, WINDOWS["1h"], GRACE), _fields(rng, events)
-        )
-
-    for model in models:
-        store.apply(model, [], [bucket(start, 1000) for start in starts])
-    settings = Settings(
-        redis={"key_prefix": PREFIX},
-        windows={"bucket_seconds": BUCKET, "sizes": list(WINDOWS), "grace_seconds": GRACE},
-        models={m: {"baseline": "unused.json", "latency_slo_ms": 250.0} for m in models},
-    )
-
-    def evaluator() -> Evaluator:  # the same replica id: it keeps the leases
-        return Evaluator(
-            settings, dict.fromkeys(models, schema), client, clock, Metrics(), replica="bench"
-        )
-
-    def timed(fn: object) -> float:
-        started = time.perf_counter()
-        evaluated = fn()  # type: ignore[operator]
-        elapsed = (time.perf_counter() - started) * 1000
-        if len(evaluated) != len(models):
-            raise RuntimeError(f"evaluated {len(evaluated)} of {len(models)} models")
-        return elapsed
-
-    cold = [timed(evaluator().run_once) for _ in range(2 if config.quick else 3)]
-
-    steady_evaluator = evaluator()
-    steady_evaluator.run_once()
-    flushes = 0
-    steady = []
-    for _ in range(max(3, 3 * config.repeat)):
-        for model in models:  # the stream's flush, not timed
-            store.apply(model, [], [bucket(current, 10)])
-        flushes += 1
-        steady.append(timed(steady_evaluator.run_once))
-    _check(client, models, 60 * 1000 + flushes * 10)
-
-    # The same steps alone.
-    quick = Config(repeat=config.repeat, min_run_s=0.0 if config.quick else 0.1, quick=config.quick)
-    layout = layout_of(schema)
-    current_only = [(m, current) for m in models]
-    every_bucket = [(m, s) for m in models for s in starts]
-    packed_current = store.read_packed(current_only)
-    packed_all = store.read_packed(every_bucket)
-    reads = measure(lambda: store.read_packed(current_only), quick, warmup=1)
-    parse_steady = measure(
-        lambda: [parse_packed(layout, p) for p in packed_current], quick, warmup=1
-    )
-    parse_cold = measure(lambda: [parse_packed(layout, p) for p in packed_all], quick, warmup=1)
-    caches = []
-    for i, model in enumerate(models):
-        cache = WindowCache(layout, {w: s // BUCKET for w, s in WINDOWS.items()})
-        versions = parse_versions(client.hgetall(Keys(PREFIX).bucket_versions(model)))
-        flats = packed_all[i * len(starts) : (i + 1) * len(starts)]
-        cache.update(
-            starts,
-            versions,
-            {s: parse_packed(layout, p) for s, p in zip(starts, flats, strict=True)},
-        )
-        caches.append(cache)
-    spec = EvaluationInput(
-        schema=schema,
-        rules=settings.rules,
-        windows=WINDOWS,
-        bucket_seconds=BUCKET,
-        latency_slo_ms=250.0,
-        no_traffic_seconds=300.0,
-    )
-
-    def evaluate_only() -> None:
-        inputs = [WindowTotals(spec, c.totals(), c.last_traffic()) for c in caches]
-        for result in evaluate_totals(inputs, now):
-            result.findings_for({})
-
-    compute = measure(evaluate_only, quick, warmup=1)
-
-    ms = [s * 1000 for s in reads], [s * 1000 for s in parse_steady], [s * 1000 for s in compute]
-    n = len(models)
+def _rows(config: Config, setup: _Setup) -> list[Row]:
+    n, buckets = len(setup.models), len(setup.models) * len(setup.starts)
+    cold = [_round(setup.evaluator().run_once, n) for _ in range(2 if config.quick else 3)]
+    steady = _steady(config, setup)
+    idle_models = [f"idle{i:03d}" for i in range(n)]
+    idle_evaluator = setup.evaluator("idle", idle_models)
+    idle_evaluator.run_once()
+    idle = [_round(idle_evaluator.run_once, n) for _ in range(config.repeat)]
+    reads, parse_current, parse_all, evaluate_alone = _alone(config, setup)
     label = f"{n} models x {N_FEATURES} features, 15m + 1h windows"
     return [
         Row.from_samples(
@@ -177,20 +127,80 @@ def _run(
             "ms",
             Target("<", 50),
         ),
-        Row.from_samples(f"of which reading the {n} changed buckets (one pipeline)", ms[0], "ms"),
-        Row.from_samples(f"of which parsing the {n} changed buckets", ms[1], "ms"),
+        Row.from_samples(f"alone: reading the {n} changed buckets (one pipeline)", reads, "ms"),
+        Row.from_samples(f"alone: parsing the {n} changed buckets", parse_current, "ms"),
         Row.from_samples(
-            f"of which evaluating {n} models (window sums kept, no Redis)", ms[2], "ms"
-        ),
-        Row.from_samples(
-            f"cold round (new evaluator): reads and parses {n * len(starts):,} buckets", cold, "ms"
-        ),
-        Row.from_samples(
-            f"of which parsing the {n * len(starts):,} buckets",
-            [s * 1000 for s in parse_cold],
+            f"alone: evaluating {n} models from their window sums (no Redis)",
+            evaluate_alone,
             "ms",
         ),
+        Row.from_samples(
+            f"cold round (new evaluator): reads and parses {buckets:,} buckets", cold, "ms"
+        ),
+        Row.from_samples(f"alone: parsing the {buckets:,} buckets", parse_all, "ms"),
+        Row.from_samples(f"idle round: {n} models without traffic", idle, "ms"),
     ]
+
+
+def _round(run_once: Callable[[], list[str]], n: int) -> float:
+    started = time.perf_counter()
+    evaluated = run_once()
+    elapsed = (time.perf_counter() - started) * 1000
+    if len(evaluated) != n:
+        raise RuntimeError(f"evaluated {len(evaluated)} of {n} models")
+    return elapsed
+
+
+def _steady(config: Config, setup: _Setup) -> list[float]:
+    evaluator = setup.evaluator()
+    evaluator.run_once()
+    current = setup.starts[-1]
+    samples = []
+    rounds = max(3, 3 * config.repeat)
+    for _ in range(rounds):
+        for model in setup.models:  # the stream's flush, not timed
+            setup.store.apply(model, [], [setup.bucket(current, 10)])
+        samples.append(_round(evaluator.run_once, len(setup.models)))
+    _check(setup.client, setup.models, 60 * 1000 + rounds * 10)
+    return samples
+
+
+def _alone(config: Config, setup: _Setup) -> tuple[list[float], ...]:
+    """Reading and parsing the current buckets, parsing all, evaluating: each alone."""
+    quick = Config(repeat=config.repeat, min_run_s=0.0 if config.quick else 0.1)
+    layout = layout_of(setup.schema)
+    current = [(m, setup.starts[-1]) for m in setup.models]
+    packed_current = setup.store.read_packed(current)
+    packed_all = setup.store.read_packed([(m, s) for m in setup.models for s in setup.starts])
+    caches = []
+    for i, model in enumerate(setup.models):
+        cache = WindowCache(layout, {w: s // BUCKET for w, s in WINDOWS.items()})
+        versions = parse_versions(setup.client.hgetall(Keys(PREFIX).bucket_versions(model)))
+        flats = packed_all[i * len(setup.starts) : (i + 1) * len(setup.starts)]
+        parsed = {s: parse_packed(layout, p) for s, p in zip(setup.starts, flats, strict=True)}
+        cache.update(setup.starts, versions, parsed)
+        caches.append(cache)
+    spec = EvaluationInput(
+        schema=setup.schema,
+        rules=setup.settings(PREFIX, setup.models).rules,
+        windows=WINDOWS,
+        bucket_seconds=BUCKET,
+        latency_slo_ms=250.0,
+        no_traffic_seconds=300.0,
+    )
+
+    def evaluate_only() -> None:
+        inputs = [WindowTotals(spec, c.totals(), c.last_traffic()) for c in caches]
+        for result in evaluate_totals(inputs, setup.clock.now()):
+            result.findings_for({})
+
+    timings = (
+        measure(lambda: setup.store.read_packed(current), quick, warmup=1),
+        measure(lambda: [parse_packed(layout, p) for p in packed_current], quick, warmup=1),
+        measure(lambda: [parse_packed(layout, p) for p in packed_all], quick, warmup=1),
+        measure(evaluate_only, quick, warmup=1),
+    )
+    return tuple([s * 1000 for s in samples] for samples in timings)
 
 
 def _check(client: redis.Redis, models: list[str], events: int) -> None:
