@@ -2,12 +2,13 @@
 
 Stage 5 of the pipeline (source -> decode -> window -> kernels -> **evaluate** -> alerts).
 Each window is a sum of bucket counts (`monitor.window.counts`): `evaluate_model` sums
-the buckets itself, `evaluate_totals` takes the sums the evaluator keeps up to date
-(`monitor.window.cache`). Metrics come from the kernels, for all features of a window
-at once; severities follow `monitor.severity.classify_feature`, computed on arrays
-(`monitor.verdicts`). A `Finding` per alert identity carries what the alert state
-machine (`monitor.alerts.rules`) needs: the severity now, the value and threshold, the
-level below which the alert may resolve, and the `for`.
+the buckets itself; `evaluate_totals` takes the sums the evaluator keeps up to date
+(`monitor.window.cache`), for many models at once. Metrics come from the kernels and
+severities follow `monitor.severity.classify_feature`, for every feature of every window
+of every model in one pass over arrays (`monitor.verdicts`). A `Finding` per alert
+identity carries what the alert state machine (`monitor.alerts.rules`) needs: the
+severity now, the value and threshold, the level below which the alert may resolve, and
+the `for`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ the longest window must be read, reads and parses only those, and hands them to
 
 Window sums are kept up to date by adding the counts of buckets that changed or entered
 a window and subtracting those that changed or left it (exact: integers). Buckets are
-stored sparse (non-zero slots only): a latency histogram is mostly zeros.
+stored sparse (non-zero slots only, int32 where they fit: a latency histogram is mostly
+zeros), ~5 kB per bucket of 50 features: ~30 MB for 100 models' hour of minute buckets.
 """
 
 from __future__ import annotations
@@ -32,9 +33,21 @@ from monitor.window.counts import EVENTS, Counts, IntArray, Layout
 
 @dataclass(frozen=True, slots=True)
 class _Bucket:
-    slots: npt.NDArray[np.intp]
-    values: IntArray
+    """A bucket's non-zero counts, small: int32 wherever they fit (they nearly always do)."""
+
+    slots: npt.NDArray[np.int32]
+    values: npt.NDArray[np.int32] | IntArray
     events: int
+
+    @classmethod
+    def of(cls, flat: IntArray, slots: npt.NDArray[np.intp]) -> _Bucket:
+        values = flat[slots]
+        if _INT32.min <= values.min() and values.max() <= _INT32.max:
+            return cls(slots.astype(np.int32), values.astype(np.int32), int(flat[EVENTS]))
+        return cls(slots.astype(np.int32), values, int(flat[EVENTS]))
+
+
+_INT32 = np.iinfo(np.int32)
 
 
 class WindowCache:
@@ -86,7 +99,7 @@ class WindowCache:
             if slots is None or not slots.size or flat is None:
                 buckets.pop(start, None)  # empty: nothing to add up
                 continue
-            buckets[start] = _Bucket(slots, flat[slots], int(flat[EVENTS]))
+            buckets[start] = _Bucket.of(flat, slots)
         for name, length in self._windows.items():
             old_lo, new_lo = _oldest(self._starts, length), _oldest(starts, length)
             lo, hi = sorted((old_lo, new_lo))

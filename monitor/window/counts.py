@@ -7,8 +7,10 @@ A bucket hash (`n`, `f:<feature>:<bin|m|o|u>`, `l:<i>`, `x:<reason>`, `ign`) bec
 Every `Counts` is one flat int64 vector; its fields (`numeric`, `latency`, ...) are views
 into it, so a window sum is one vector addition. `Layout` fixes where each field lives
 for a schema and maps every field name the writer can produce to its slot, so parsing a
-hash is a dictionary lookup per field (`slots`) and one scatter-add, with no string
-splitting; names outside the map go through the original rules (`_slot_of`).
+hash is a lookup per field and a scatter-add, with no string splitting: `parse_bucket`
+for a decoded hash, `parse_packed` (one numba pass, `monitor.window.packed`) for the
+packed form the evaluator reads. Names outside the map go through the hash's grammar
+(`Layout.slot_of`), so odd spellings count as they always did.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ INVALID = 1  # slot of every `x:<reason>`
 SKIP = -1  # a field that is known but not counted (`ign`) or unknown
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class Layout:
     """Where each field of a schema's `Counts` lives in the flat vector.
 
@@ -287,7 +289,7 @@ class Counts:
         self._latency[...] = value
 
     def add(self, other: Counts) -> None:
-        if other.layout != self.layout:
+        if other.layout is not self.layout and other.layout != self.layout:
             raise ValueError("counts of different layouts cannot be added")
         self.flat += other.flat
 

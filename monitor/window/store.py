@@ -199,14 +199,6 @@ class WindowStore:
         if names:
             self._call(self._redis.sadd, self._keys.models, *names)
 
-    def read_buckets(self, model: str, starts: Sequence[int]) -> list[dict[str, int]]:
-        """The counts of the given buckets (empty dict for a missing bucket)."""
-        pipe = self._redis.pipeline(transaction=False)
-        for start in starts:
-            pipe.hgetall(self._keys.bucket(model, start))
-        rows = self._call(pipe.execute)
-        return [{_text(k): int(v) for k, v in row.items()} for row in rows]
-
     def packed_read(self, model: str, start: int) -> tuple[Any, ...]:
         """The command `read_packed` sends for one bucket, for callers that pipeline it
         themselves (`monitor.conversation`); needs `load_scripts` first."""

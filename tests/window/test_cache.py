@@ -127,3 +127,16 @@ def test_windows_of_zero_buckets_stay_empty() -> None:
     cache.update(starts, redis.versions, {s: redis.read(s) for s in starts})
     totals = cache.totals()
     assert not totals["30s"].flat.any() and totals["2m"].flat.any()
+
+
+def test_counts_past_int32_stay_exact() -> None:
+    cache = WindowCache(LAYOUT, {"2m": 2})
+    starts = window_buckets(T0, 2 * BUCKET, BUCKET)
+    big = np.zeros(LAYOUT.size, np.int64)
+    big[EVENTS], big[5] = 3 * 2**40, -(2**35)
+    small = np.zeros(LAYOUT.size, np.int64)
+    small[EVENTS] = 7
+    cache.update(starts, dict.fromkeys(starts, b"1"), {starts[0]: big, starts[1]: small})
+    assert cache.totals()["2m"].flat.tolist() == (big + small).tolist()
+    cache.update(starts, {starts[1]: b"1"}, {})  # the big one lost its version: gone
+    assert cache.totals()["2m"].flat.tolist() == small.tolist()
