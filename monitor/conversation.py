@@ -39,7 +39,9 @@ class Conversation:
         if not commands:
             return
         try:
-            self._conn.send_packed_command(self._conn.pack_commands(commands))
+            packed = self._conn.pack_commands(commands)
+            # A health check PINGs and reads the reply: only when no reply is pending.
+            self._conn.send_packed_command(packed, check_health=not self._pending)
         except REDIS_ERRORS as exc:
             raise RedisUnavailable(f"redis: {exc}") from exc
         self._pending += len(commands)

@@ -140,6 +140,25 @@ def test_rounds_match_evaluating_every_bucket_from_scratch(world: World) -> None
     assert states[MODELS[1]]["windows"]["10m"]["events"] == 300
 
 
+def test_rounds_survive_health_checks_between_pipelined_commands(
+    world: World, redis_url: str
+) -> None:
+    """The daemon's client PINGs idle connections; never with replies still pending."""
+    for model in MODELS:
+        world.flush(model, 0, 100)
+    checking = redis.Redis.from_url(redis_url, health_check_interval=1e-6)
+    try:
+        world.client, client = checking, world.client
+        evaluator = world.evaluator()
+        assert evaluator.run_once() == MODELS
+        world.flush(MODELS[-1], 0, 5)
+        assert evaluator.run_once() == MODELS
+        world.client = client
+        world.check()
+    finally:
+        checking.close()
+
+
 def test_models_leased_to_another_replica_are_left_alone(world: World) -> None:
     for model in MODELS:
         world.flush(model, 0, 100)
