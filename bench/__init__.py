@@ -30,4 +30,4 @@ Adding a benchmark module (e.g. an end-to-end Kafka -> Redis run)
 from __future__ import annotations
 
 # Run in this order; each name is a module of this package exposing run(config).
-MODULES: tuple[str, ...] = ("kernels", "stream", "scaling", "evaluate", "peers")
+MODULES: tuple[str, ...] = ("kernels", "stream", "scaling", "evaluate", "peers", "soak")
