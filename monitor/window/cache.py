@@ -114,10 +114,11 @@ class WindowCache:
                 after = after if start >= new_lo else None
                 if before is after:
                     continue
+                # A bucket's slots are distinct: fancy-index arithmetic adds each once.
                 if before is not None:
-                    np.subtract.at(total, before.slots, before.values)
+                    total[before.slots] -= before.values
                 if after is not None:
-                    np.add.at(total, after.slots, after.values)
+                    total[after.slots] += after.values
         self._starts = list(starts)
 
     def totals(self) -> dict[str, Counts]:
