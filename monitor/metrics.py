@@ -69,7 +69,8 @@ class Metrics:
         )
         self.evaluation_duration = Histogram(
             "driftmon_evaluation_duration_seconds",
-            "Time to evaluate one model (all windows), including Redis reads and writes.",
+            "Evaluation time per model (all windows): its share of a round, which evaluates "
+            "every held model at once, Redis round trips included.",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
             registry=r,
         )
