@@ -28,8 +28,7 @@ import numpy as np
 import redis
 
 from bench.core import Config, Row, Target
-from bench.stream import FETCH, MODEL, N_FEATURES, N_TOPICS, _events, _produce
-from monitor.baseline import build_baseline, write_baseline
+from bench.stream import FETCH, MODEL, N_TOPICS, _events, _produce, reference_baseline
 from tests.services import MockCluster, redis_url_for_tests
 
 N_PARTITIONS = N_TOPICS * 4  # the mock broker creates topics with 4 partitions
@@ -187,11 +186,7 @@ def run(config: Config) -> list[Row]:
     repeat = 2 if config.quick else 3
     rng = np.random.default_rng(12)
     with tempfile.TemporaryDirectory() as tmp:
-        ref = rng.standard_normal((20_000, N_FEATURES))
-        columns = {f"f{j:02d}": ref[:, j].tolist() for j in range(N_FEATURES)}
-        columns["__prediction__"] = (ref[:, 0] > 0).astype(float).tolist()
-        baseline = Path(tmp) / "bench.json"
-        write_baseline(build_baseline(MODEL, columns, bins=10), baseline)
+        baseline = reference_baseline(Path(tmp) / "bench.json", MODEL, rng)
         redis_url = redis_url_for_tests()
         with MockCluster() as cluster:
             topics = [f"scale-{uuid.uuid4().hex[:8]}-{i}" for i in range(N_TOPICS)]

@@ -29,7 +29,7 @@ import redis
 from confluent_kafka import Producer
 
 from bench.core import Config, Row, Target
-from monitor.baseline import build_baseline, write_baseline
+from bench.stream import reference_baseline
 from tests.services import MockCluster, redis_url_for_tests
 from tests.stream.harness import Daemon, write_config
 
@@ -164,11 +164,7 @@ def run(config: Config) -> list[Row]:
     prefix = f"soak{uuid.uuid4().hex[:8]}"
     redis_url = redis_url_for_tests()
     with tempfile.TemporaryDirectory() as tmp, MockCluster() as cluster:
-        ref = rng.standard_normal((20_000, N_FEATURES))
-        columns = {f"f{j:02d}": ref[:, j].tolist() for j in range(N_FEATURES)}
-        columns["__prediction__"] = (ref[:, 0] > 0).astype(float).tolist()
-        baseline = Path(tmp) / "soak.json"
-        write_baseline(build_baseline(MODEL, columns, bins=10), baseline)
+        baseline = reference_baseline(Path(tmp) / "soak.json", MODEL, rng)
         topics = [f"soak-{prefix}-{i}" for i in range(N_TOPICS)]
         config_path = write_config(
             Path(tmp),

@@ -69,6 +69,15 @@ def _events(n: int, rng: np.random.Generator, now: float) -> list[bytes]:
     return out
 
 
+def reference_baseline(path: Path, model: str, rng: np.random.Generator) -> Path:
+    """A baseline of 20 k standard-normal rows of the benchmark's features, written to `path`."""
+    ref = rng.standard_normal((20_000, N_FEATURES))
+    columns = {f"f{j:02d}": ref[:, j].tolist() for j in range(N_FEATURES)}
+    columns["__prediction__"] = (ref[:, 0] > 0).astype(float).tolist()
+    write_baseline(build_baseline(model, columns, bins=10), path)
+    return path
+
+
 def _produce(bootstrap: str, topics: list[str], payloads: list[bytes]) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
     for i, payload in enumerate(payloads):
@@ -219,11 +228,7 @@ def run(config: Config) -> list[Row]:
     rng = np.random.default_rng(11)
     now = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        ref = rng.standard_normal((20_000, N_FEATURES))
-        columns = {f"f{j:02d}": ref[:, j].tolist() for j in range(N_FEATURES)}
-        columns["__prediction__"] = (ref[:, 0] > 0).astype(float).tolist()
-        baseline = Path(tmp) / "bench.json"
-        write_baseline(build_baseline(MODEL, columns, bins=10), baseline)
+        baseline = reference_baseline(Path(tmp) / "bench.json", MODEL, rng)
         redis_url = redis_url_for_tests()
         with MockCluster() as cluster:
             run_id = uuid.uuid4().hex[:8]
