@@ -38,7 +38,7 @@ bench: $(STAMP) ## run the benchmark suite and rewrite BENCHMARKS.md
 
 .PHONY: chaos
 chaos: $(STAMP) ## faults, hostile input and a 10-minute soak against the real daemon, full durations (~30 min); prints the chaos table
-	CHAOS_SCALE=full $(BIN)/python -m pytest tests/chaos tests/test_decode_fuzz.py -q -p no:cacheprovider
+	CHAOS_SCALE=full HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/chaos tests/test_decode_fuzz.py -q -p no:cacheprovider
 
 .PHONY: demo
 demo: $(STAMP) ## run the embedded demo (pass options with DEMO_ARGS="--duration 120 --no-live")

@@ -15,6 +15,7 @@ make the whole event invalid (reason `wrong_type` / `non_finite`).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -137,15 +138,11 @@ def _decode_slow(value: bytes, out: Decoded) -> Decoded:
         out.invalid.append(Reason.BAD_JSON)
         return out
     except msgspec.ValidationError:  # e.g. 1e999: "Number out of range"
-        out.invalid.append(Reason.NON_FINITE)
+        # msgspec stops at the first such number: the message may also be broken later on.
+        out.invalid.append(_text_reason(value) or Reason.NON_FINITE)
         return out
     except msgspec.DecodeError:
-        try:
-            value.decode("utf-8")
-        except UnicodeDecodeError:
-            out.invalid.append(Reason.NOT_UTF8)
-        else:
-            out.invalid.append(Reason.BAD_JSON)
+        out.invalid.append(_text_reason(value) or Reason.BAD_JSON)
         return out
     items = raw if isinstance(raw, list) else [raw]
     if not items:
@@ -157,6 +154,27 @@ def _decode_slow(value: bytes, out: Decoded) -> Decoded:
         else:
             out.invalid.append(reason or Reason.BAD_SHAPE)
     return out
+
+
+def _text_reason(value: bytes) -> Reason | None:
+    """NOT_UTF8 or BAD_JSON when the whole message is no UTF-8 JSON text, else None.
+
+    Only for messages msgspec rejected: Python's parser reads 1e999 (as inf) and goes on
+    to the end, so it tells a broken message from one with an out-of-range number.
+    """
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return Reason.NOT_UTF8
+    try:
+        json.loads(text, parse_constant=_not_json)
+    except (ValueError, RecursionError):
+        return Reason.BAD_JSON
+    return None
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _convert(item: Any) -> tuple[Event | None, Reason | None]:

@@ -182,3 +182,17 @@ def test_integer_categories_keep_their_integer_form(schema: ModelSchema) -> None
     (event,) = decode_message(b'{"model": "m", "features": {"c": 1, "x": 2}}', MAX).events
     assert event.features == {"c": 1, "x": 2}
     assert type(event.features["c"]) is int
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        # msgspec stops at the out-of-range number; the NUL later makes it no JSON at all
+        (b'{"features": 1' + b"0" * 300 + b'.5, "model": "m"\x00}', Reason.BAD_JSON),
+        (b'{"features": {"x": 1e999}, "model": "m", "n": NaN}', Reason.BAD_JSON),
+        (b'{"features": {"x": 1e999}, "model": "m"}', Reason.NON_FINITE),
+        (b'{"features": {"x": 1e999}, "model": "\xff"}', Reason.NOT_UTF8),
+    ],
+)
+def test_a_broken_message_is_bad_json_whatever_its_numbers(value: bytes, reason: Reason) -> None:
+    assert decode_message(value, MAX).invalid == [reason]
