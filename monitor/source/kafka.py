@@ -80,6 +80,10 @@ def consumer_config(settings: KafkaSettings) -> dict[str, Any]:
         "heartbeat.interval.ms": 1_000,
         "max.poll.interval.ms": 300_000,
         "message.max.bytes": max(settings.max_message_bytes + 1024, 1_000_000),
+        # librdkafka waits 1 s (default) before fetching again once its local queue is
+        # over queued.max.messages.kbytes; driftmon drains that queue in ~0.1-0.3 s, so
+        # the default throttled one consumer to ~0.15 M events/s (BENCHMARKS.md, scaling)
+        "fetch.queue.backoff.ms": 100,
     }
     config.update(settings.options)
     if settings.sasl_password is not None:
@@ -100,6 +104,7 @@ def producer_config(settings: KafkaSettings) -> dict[str, Any]:
         "max.poll.interval.ms",
         "fetch.min.bytes",
         "fetch.wait.max.ms",
+        "fetch.queue.backoff.ms",
         "isolation.level",
         "group.instance.id",
     }
