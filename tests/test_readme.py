@@ -85,7 +85,7 @@ def test_readme_commands_work_as_written(tmp_path: Path) -> None:
                 if command.startswith("driftmon run"):
                     with (tmp_path / "run.log").open("wb") as log:
                         daemon = subprocess.Popen(
-                            command,
+                            f"exec {command}",  # the shell becomes the daemon: terminate reaches it
                             shell=True,
                             cwd=tmp_path,
                             env=env,
@@ -108,7 +108,12 @@ def test_readme_commands_work_as_written(tmp_path: Path) -> None:
         finally:
             if daemon is not None:
                 daemon.terminate()
-                daemon.wait(30)
+                try:
+                    assert daemon.wait(30) == 0, "driftmon run did not stop cleanly on SIGTERM"
+                finally:
+                    if daemon.poll() is None:
+                        daemon.kill()
+                        daemon.wait(10)
 
 
 def _wait_for_state(server: RedisServer, daemon: subprocess.Popen[bytes], tmp: Path) -> None:
