@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench import MODULES
 from bench.core import Config
-from bench.report import Section, machine, render
+from bench.report import Section, machine, render, replace_sections
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -55,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="report path (default: BENCHMARKS.md for a full run, else print only)",
     )
+    parser.add_argument(
+        "--update",
+        type=Path,
+        help="replace only these modules' sections in an existing report (e.g. BENCHMARKS.md), "
+        "each marked with its own date and command",
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.modules) - set(MODULES))
     if unknown:
@@ -68,9 +74,17 @@ def main(argv: list[str] | None = None) -> int:
     sections = [run_module(name, config) for name in names]
 
     command = " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)])
-    report = render(sections, info, command, config)
+    if args.update is not None:
+        when = (
+            f"Measured apart from the rest: {info['date (UTC)']} UTC, `{command}`, load average "
+            f"at start {info.get('load average (1/5/15 min) at start', '?')}; compare with "
+            "other sections with care."
+        )
+        report = replace_sections(args.update.read_text(), sections, when)
+    else:
+        report = render(sections, info, command, config)
     full_run = not args.modules and not args.quick
-    output = args.output or (ROOT / "BENCHMARKS.md" if full_run else None)
+    output = args.output or args.update or (ROOT / "BENCHMARKS.md" if full_run else None)
     if output is None:
         print(report)
     else:

@@ -73,22 +73,44 @@ def render(sections: Sequence[Section], info: dict[str, str], command: str, conf
         "",
     ]
     for section in sections:
-        lines += [f"## {section.title}", ""]
-        if section.notes:
-            lines += [section.notes, ""]
-        lines += [
-            "| benchmark | median | unit | range (min-max) | target | met |",
-            "|---|---:|---|---|---|---|",
-        ]
-        lines += [_row(row) for row in section.rows]
-        missed = [row.name for row in section.rows if row.met is False]
-        lines += [
-            "",
-            f"Targets missed: {', '.join(missed)}." if missed else "All targets met.",
-            f"(section took {section.seconds:.0f} s)",
-            "",
-        ]
+        lines += render_section(section)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def render_section(section: Section, remeasured: str | None = None) -> list[str]:
+    """One section's lines; `remeasured` says when and how, if not with the rest."""
+    lines = [f"## {section.title}", ""]
+    if remeasured:
+        lines += [f"_{remeasured}_", ""]
+    if section.notes:
+        lines += [section.notes, ""]
+    lines += [
+        "| benchmark | median | unit | range (min-max) | target | met |",
+        "|---|---:|---|---|---|---|",
+    ]
+    lines += [_row(row) for row in section.rows]
+    missed = [row.name for row in section.rows if row.met is False]
+    lines += [
+        "",
+        f"Targets missed: {', '.join(missed)}." if missed else "All targets met.",
+        f"(section took {section.seconds:.0f} s)",
+        "",
+    ]
+    return lines
+
+
+def replace_sections(report: str, sections: Sequence[Section], remeasured: str) -> str:
+    """`report` with each of `sections` put in place of the section of the same title."""
+    for section in sections:
+        head = f"## {section.title}\n"
+        start = report.find(head)
+        if start < 0:
+            raise ValueError(f"no section {section.title!r} in the report to update")
+        end = report.find("\n## ", start + len(head))
+        end = len(report) if end < 0 else end + 1
+        body = "\n".join(render_section(section, remeasured)) + "\n"
+        report = report[:start] + body + report[end:]
+    return report.rstrip() + "\n"
 
 
 def _row(row: Row) -> str:

@@ -59,17 +59,11 @@ class Finding:
 
 
 @dataclass(frozen=True, eq=False)
-class FeatureTable:
-    """One window's per-feature state-document entries and findings.
+class FindingArrays:
+    """Findings as (F, 3) arrays, columns DRIFT, MISSING, FLAGGED, one row per feature;
+    `present` is False where a finding does not exist (a ratio that is undefined in this
+    window)."""
 
-    Findings are (F, 3) arrays, columns DRIFT, MISSING, FLAGGED; `present` is False
-    where a finding does not exist (a ratio that is undefined in this window).
-    """
-
-    window: str
-    reference: Reference
-    documents: dict[str, dict[str, Any]]
-    severity: Severity
     level: npt.NDArray[np.int8]
     value: FloatArray
     threshold: FloatArray
@@ -77,6 +71,28 @@ class FeatureTable:
     for_seconds: FloatArray
     known: BoolArray
     present: BoolArray
+
+    def rows(self, lo: int, hi: int) -> dict[str, Any]:
+        """Rows lo..hi, as keyword arguments of a `FeatureTable`."""
+        return {
+            "level": self.level[lo:hi],
+            "value": self.value[lo:hi],
+            "threshold": self.threshold[lo:hi],
+            "clear": self.clear[lo:hi],
+            "for_seconds": self.for_seconds[lo:hi],
+            "known": self.known[lo:hi],
+            "present": self.present[lo:hi],
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureTable(FindingArrays):
+    """One window's per-feature state-document entries and findings."""
+
+    window: str
+    reference: Reference
+    documents: dict[str, dict[str, Any]]
+    severity: Severity
 
     def findings(self, keys: Collection[str] | None = None) -> list[Finding]:
         """Every finding, feature by feature; with `keys`, only the active ones and those."""
@@ -205,7 +221,7 @@ def _metrics(rows: Rows, flat: IntArray) -> _Metrics:
     return _Metrics(psi, jsd, np.sqrt(jsd), events, missing_ratio, flagged_ratio, binned)
 
 
-def _verdicts(rows: Rows, m: _Metrics) -> tuple[_Findings, IntArray]:
+def _verdicts(rows: Rows, m: _Metrics) -> tuple[FindingArrays, IntArray]:
     """The checks of `classify_feature` as columns PSI, JS, MISSING_RATIO, FLAGGED_RATIO;
     the findings; and each feature's severity level."""
     n = rows.n
@@ -236,7 +252,7 @@ def _verdicts(rows: Rows, m: _Metrics) -> tuple[_Findings, IntArray]:
     finding_clear[:, 0] = clear[:, 0] & clear[:, 1]
     present = np.ones((n, 3), dtype=bool)
     present[:, 2] = np.isfinite(m.flagged_ratio)
-    findings = _Findings(
+    findings = FindingArrays(
         level=np.take_along_axis(levels, pick, axis=1),
         value=np.where(finite, value, 0.0),
         threshold=np.take_along_axis(thresholds, pick, axis=1),
@@ -246,28 +262,6 @@ def _verdicts(rows: Rows, m: _Metrics) -> tuple[_Findings, IntArray]:
         present=present,
     )
     return findings, levels.max(axis=1, initial=0).astype(np.int64)
-
-
-@dataclass(frozen=True, slots=True)
-class _Findings:
-    level: npt.NDArray[np.int8]
-    value: FloatArray
-    threshold: FloatArray
-    clear: BoolArray
-    for_seconds: FloatArray
-    known: BoolArray
-    present: BoolArray
-
-    def rows(self, lo: int, hi: int) -> dict[str, Any]:
-        return {
-            "level": self.level[lo:hi],
-            "value": self.value[lo:hi],
-            "threshold": self.threshold[lo:hi],
-            "clear": self.clear[lo:hi],
-            "for_seconds": self.for_seconds[lo:hi],
-            "known": self.known[lo:hi],
-            "present": self.present[lo:hi],
-        }
 
 
 def _raise_psi(rows: Rows, binned: FloatArray) -> FloatArray:

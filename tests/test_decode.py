@@ -10,7 +10,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.baseline import baseline_from_document, build_baseline
 from monitor.decode import (
     Event,
     ModelSchema,
@@ -20,6 +19,7 @@ from monitor.decode import (
     event_time,
     fast_events,
 )
+from tests.schemas import small_schema
 
 MAX = 10_000
 
@@ -41,18 +41,7 @@ json_values = st.recursive(
 
 @pytest.fixture(scope="module")
 def schema() -> ModelSchema:
-    rng = np.random.default_rng(1)
-    doc = build_baseline(
-        "m",
-        {
-            "x": rng.normal(0, 1, 500).tolist(),
-            "c": rng.choice(["a", "b", "c"], 500).tolist(),
-            "__prediction__": rng.uniform(0, 1, 500).tolist(),
-        },
-        bins=5,
-        top_k=2,
-    )
-    return ModelSchema.from_baseline(baseline_from_document(doc))
+    return small_schema()
 
 
 @settings(max_examples=300, deadline=None)

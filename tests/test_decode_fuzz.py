@@ -24,8 +24,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from monitor.baseline import baseline_from_document, build_baseline
-from monitor.decode import MODEL_NAME, ModelSchema, Reason, columnize, decode_message
+from monitor.decode import MODEL_NAME, Reason, columnize, decode_message
+from tests.schemas import small_schema
 
 MAX = 4096
 VALID = "counted"
@@ -36,22 +36,7 @@ TS_VALID = ["2026-11-22T10:00:00Z", "2026-11-22T10:00:00+01:00", "2026-11-22T10:
 TS_INVALID = ["2026-11-22T10:00:00", "yesterday", "", "22/11/2026"]
 
 
-def _schema() -> ModelSchema:
-    rng = np.random.default_rng(1)
-    doc = build_baseline(
-        "m",
-        {
-            "x": rng.normal(0, 1, 500).tolist(),
-            "c": rng.choice(["a", "b", "c"], 500).tolist(),
-            "__prediction__": rng.uniform(0, 1, 500).tolist(),
-        },
-        bins=5,
-        top_k=2,
-    )
-    return ModelSchema.from_baseline(baseline_from_document(doc))
-
-
-SCHEMAS = {"m": _schema()}
+SCHEMAS = {"m": small_schema()}
 
 
 # ----------------------------------------------------------------------- the oracle
