@@ -30,7 +30,12 @@ def run_module(name: str, config: Config) -> Section:
     title, _, notes = (inspect.getdoc(module) or name).partition("\n")
     print(f"== {name}: {title}", file=sys.stderr, flush=True)
     start = time.perf_counter()
-    rows = module.run(config)
+    try:
+        rows = module.run(config)
+    except Exception as exc:  # one failed module must not void the others
+        error = f"{type(exc).__name__}: {exc}"
+        print(f"   FAILED: {error}", file=sys.stderr, flush=True)
+        return Section(name, title.strip(), notes.strip(), [], time.perf_counter() - start, error)
     for row in rows:
         print(f"   {row.name}: {row.value:.4g} {row.unit}", file=sys.stderr, flush=True)
     return Section(name, title.strip(), notes.strip(), rows, time.perf_counter() - start)
@@ -98,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         "sections": [dataclasses.asdict(s) for s in sections],
     }
     (RESULTS / "latest.json").write_text(json.dumps(raw, indent=2, default=str))
+    failed = [s.module for s in sections if s.error]
+    if failed:
+        print(f"failed: {', '.join(failed)} (see the report)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -25,6 +25,7 @@ class Section:
     notes: str
     rows: list[Row] = field(default_factory=list)
     seconds: float = 0.0
+    error: str | None = None  # the module raised: no rows, and this says why
 
 
 def cpu_model() -> str:
@@ -90,9 +91,13 @@ def render_section(section: Section, remeasured: str | None = None) -> list[str]
     ]
     lines += [_row(row) for row in section.rows]
     missed = [row.name for row in section.rows if row.met is False]
+    if section.error:
+        verdict = f"**FAILED**: {section.error}"
+    else:
+        verdict = f"Targets missed: {', '.join(missed)}." if missed else "All targets met."
     lines += [
         "",
-        f"Targets missed: {', '.join(missed)}." if missed else "All targets met.",
+        verdict,
         f"(section took {section.seconds:.0f} s)",
         "",
     ]
