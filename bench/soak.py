@@ -150,6 +150,17 @@ def _wait_counted(redis_url: str, prefix: str, n: int, timeout: float) -> int:
     return counted
 
 
+def _kafka_errors(log_dir: Path) -> list[str]:
+    """The daemon's `kafka_error` log lines (an offset reset means the broker dropped
+    events the daemon had not read yet)."""
+    return [
+        line.strip()[:300]
+        for log in sorted(log_dir.glob("soak-*.log"))
+        for line in log.read_text(errors="replace").splitlines()
+        if "kafka_error" in line
+    ]
+
+
 def _flush_stats(daemon: Daemon) -> tuple[float, float]:
     return (
         daemon.metric("driftmon_flush_duration_seconds_sum"),
@@ -199,12 +210,16 @@ def run(config: Config) -> list[Row]:
             counted = _wait_counted(redis_url, prefix, produced, timeout=60)
             if not daemon.alive():
                 raise RuntimeError("soak: the daemon died")
+            kafka_errors = _kafka_errors(Path(tmp))
         finally:
             traffic.finish()
             daemon.stop()
             _clean(redis_url, prefix)
     if counted != produced:
-        raise RuntimeError(f"soak: {counted} events counted of {produced} produced")
+        raise RuntimeError(
+            f"soak: {counted} events counted of {produced} produced; the daemon logged "
+            f"{len(kafka_errors)} Kafka errors{': ' + kafka_errors[0] if kafka_errors else ''}"
+        )
     k = max(1, len(rss) // 5)
     rss_first, rss_last = statistics.median(rss[:k]), statistics.median(rss[-k:])
     flush_first, flush_last = statistics.median(flush_ms[:k]), statistics.median(flush_ms[-k:])
