@@ -31,7 +31,7 @@ from monitor.exporter import StateCollector
 from monitor.http import HttpServer
 from monitor.metrics import Metrics
 from monitor.settings import RedisSettings, Settings
-from monitor.source.kafka import KafkaSource, TopicPartition
+from monitor.source.kafka import LAG_INTERVAL_S, KafkaSource, TopicPartition
 from monitor.stream import Conflict, Health, Stream
 from monitor.window.keys import Keys
 from monitor.window.store import REDIS_ERRORS, WindowStore
@@ -108,6 +108,7 @@ class Runner:
         self._on_state_lost = on_state_lost
         self._backoff = BACKOFF_START
         self._flush_failed = False
+        self._lag_due = 0.0
 
     def step(self) -> None:
         """One loop iteration."""
@@ -123,6 +124,10 @@ class Runner:
             self._stream.process(records)
         if self._stream.flush_due():
             self._flush()
+        now = self._clock.monotonic()
+        if now >= self._lag_due:
+            self._lag_due = now + LAG_INTERVAL_S
+            self._source.export_lag()
 
     def _flush(self) -> None:
         try:
@@ -249,7 +254,7 @@ def run(settings: Settings, clock: Clock, stop: threading.Event) -> None:
         stream = Stream(
             settings.kafka, settings.windows, schemas, windows, store, clock, metrics, health
         )
-        source = KafkaSource(settings.kafka, stream)
+        source = KafkaSource(settings.kafka, stream, metrics=metrics)
         stream.source = source
         source.subscribe()
         runner = Runner(stream, source, health, clock, lambda: _republish(client, keys, schemas))

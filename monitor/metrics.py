@@ -61,6 +61,13 @@ class Metrics:
             "Flushes refused because another consumer advanced a watermark (rebalance).",
             registry=r,
         )
+        self.messages_lost = Counter(
+            "driftmon_messages_lost",
+            "Kafka messages the broker deleted (retention) before driftmon read them: "
+            "skipped offsets, per partition. Their events are missing from the windows.",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "driftmon_consumer_lag_messages",
             "Messages behind the partition's high watermark.",

@@ -41,6 +41,9 @@ ENV_PREFIX = "DRIFTMON_"
 Severity = Literal["ok", "info", "warning", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("ok", "info", "warning", "critical")
 
+# librdkafka's names for auto.offset.reset (driftmon applies the policy itself)
+OFFSET_RESET_POLICIES = ("earliest", "smallest", "beginning", "latest", "largest", "end", "error")
+
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -119,6 +122,22 @@ class KafkaSettings(_Section):
     batch_size: int = Field(default=5000, ge=1)
     poll_timeout_seconds: float = Field(default=0.2, gt=0)
     max_message_bytes: int = Field(default=1_000_000, ge=1)
+
+    @field_validator("options")
+    @classmethod
+    def _reset_policy(
+        cls, options: dict[str, str | int | float | bool]
+    ) -> dict[str, str | int | float | bool]:
+        policy = options.get("auto.offset.reset")
+        if policy is not None and str(policy) not in OFFSET_RESET_POLICIES:
+            known = ", ".join(OFFSET_RESET_POLICIES)
+            raise ValueError(f"auto.offset.reset must be one of {known}, not {policy!r}")
+        return options
+
+    @property
+    def start_policy(self) -> str:
+        """Where a partition with no watermark and no committed offset starts."""
+        return str(self.options.get("auto.offset.reset", "latest"))
 
 
 class RedisSettings(_Section):

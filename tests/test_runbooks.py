@@ -20,6 +20,7 @@ RUNBOOKS = Path(__file__).resolve().parent.parent / "docs" / "runbooks"
 SELF_MONITORING_ALERTS = (
     "DriftmonDown",
     "DriftmonConsumerLag",
+    "DriftmonMessagesLost",
     "DriftmonInvalidEventRate",
     "DriftmonNotificationFailures",
 )
@@ -29,7 +30,8 @@ SECTIONS = ("Detect", "Triage", "Contain", "Diagnose", "Fix / resolve", "Follow-
 
 _HISTOGRAM_SERIES = ("", "_bucket", "_sum", "_count")
 
-# SPEC §6, as exposed: counters with the `_total` suffix, histograms with their series.
+# SPEC §6 and driftmon's additions, as exposed: counters with the `_total` suffix,
+# histograms with their series.
 SPEC_METRICS = frozenset(
     {
         "driftmon_feature_psi",
@@ -48,6 +50,7 @@ SPEC_METRICS = frozenset(
         "driftmon_notifications_total",
         "driftmon_consumer_lag_messages",
         "driftmon_build_info",
+        "driftmon_messages_lost_total",  # driftmon's own addition, in the README's table
         *(f"driftmon_flush_duration_seconds{s}" for s in _HISTOGRAM_SERIES),
         *(f"driftmon_evaluation_duration_seconds{s}" for s in _HISTOGRAM_SERIES),
     }

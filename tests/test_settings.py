@@ -87,6 +87,7 @@ def test_env_beats_secret_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
         ("redis:\n  key_prefix: 'has space'\n", "redis.key_prefix"),
         ("evaluation:\n  interval_seconds: -1\n", "evaluation.interval_seconds"),
         ("bogus: 1\n", "bogus"),
+        ("kafka:\n  options: {auto.offset.reset: oldest}\n", "kafka.options"),
     ],
 )
 def test_bad_value_names_the_field(tmp_path: Path, yaml_text: str, field: str) -> None:

@@ -7,6 +7,12 @@
 - on assignment each partition starts where the stream says (the Redis watermark),
   not at the group's committed offset, which may be stale;
 - every librdkafka option (SASL/SSL, timeouts) passes through `kafka.options`;
+- offset resets are driftmon's, not librdkafka's (`auto.offset.reset=error` underneath):
+  a partition with no watermark and no committed offset starts where the user's
+  `auto.offset.reset` says (default latest); a position the broker no longer has
+  (deleted by retention before it was read) resumes at the earliest message still there,
+  and the messages skipped are counted (`driftmon_messages_lost_total`) and logged —
+  librdkafka's own reset would jump to the end without an error event;
 - invalid messages can be copied to a dead-letter topic with the reason in a header.
 
 Library exceptions are mapped to `ServiceError` here.
@@ -14,7 +20,7 @@ Library exceptions are mapped to `ServiceError` here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -31,6 +37,7 @@ from confluent_kafka import (
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from monitor.errors import ServiceError
+from monitor.metrics import Metrics
 from monitor.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
@@ -39,6 +46,9 @@ TopicPartition = tuple[str, int]
 DEAD_LETTER_REASON_HEADER = "driftmon-reason"
 DEAD_LETTER_ORIGIN_HEADER = "driftmon-origin"
 WAKE_TIMEOUT_S = 1.0
+WATERMARK_TIMEOUT_S = 5.0
+LAG_INTERVAL_S = 5.0
+_FIRST = {"earliest", "smallest", "beginning"}
 
 
 class Record(Protocol):
@@ -76,7 +86,6 @@ def consumer_config(settings: KafkaSettings) -> dict[str, Any]:
         "partition.assignment.strategy": "cooperative-sticky",
         "enable.auto.commit": True,
         "enable.auto.offset.store": False,
-        "auto.offset.reset": "latest",
         "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 1_000,
         "max.poll.interval.ms": 300_000,
@@ -87,6 +96,9 @@ def consumer_config(settings: KafkaSettings) -> dict[str, Any]:
         "fetch.queue.backoff.ms": 100,
     }
     config.update(settings.options)
+    # librdkafka's reset would move a partition silently (to the end, by default) when its
+    # position is gone; "error" hands the decision to `KafkaSource._restart_target`
+    config["auto.offset.reset"] = "error"
     if settings.sasl_password is not None:
         config["sasl.password"] = settings.sasl_password.get_secret_value()
     return config
@@ -122,9 +134,11 @@ class KafkaSource:
         settings: KafkaSettings,
         rebalance: Rebalance,
         consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
         self._rebalance = rebalance
+        self._metrics = metrics if metrics is not None else Metrics()
         try:
             self._consumer = consumer_factory(consumer_config(settings))
         except KafkaException as exc:
@@ -133,6 +147,9 @@ class KafkaSource:
         if settings.dead_letter_topic:
             self._dead_letters = Producer(producer_config(settings))
         self._assignment: set[TopicPartition] = set()
+        self._starts: dict[TopicPartition, int] = {}  # explicit start offsets given
+        self._lost_to: dict[TopicPartition, int] = {}  # log start up to which loss is counted
+        self._lag_labels: set[TopicPartition] = set()
         self._paused = False
         strategy = str(consumer_config(settings)["partition.assignment.strategy"])
         self._cooperative = "cooperative" in strategy
@@ -155,6 +172,8 @@ class KafkaSource:
         assign = []
         for p in partitions:
             start = starts.get((p.topic, p.partition))
+            if start is not None:
+                self._starts[(p.topic, p.partition)] = start
             assign.append(
                 KafkaTopicPartition(p.topic, p.partition, start)
                 if start is not None
@@ -188,7 +207,13 @@ class KafkaSource:
             consumer.incremental_unassign(partitions)
         else:
             consumer.unassign()
-        self._assignment.difference_update((p.topic, p.partition) for p in partitions)
+        gone = [(p.topic, p.partition) for p in partitions]
+        self._assignment.difference_update(gone)
+        for tp in gone:
+            self._starts.pop(tp, None)
+            if tp in self._lag_labels:
+                self._lag_labels.discard(tp)
+                self._metrics.consumer_lag.remove(tp[0], str(tp[1]))
 
     def consume(self) -> list[Record]:
         """Up to `batch_size` messages; errors other than end-of-partition are logged."""
@@ -205,13 +230,134 @@ class KafkaSource:
         return records
 
     def _errors(self, messages: Sequence[Message]) -> None:
-        """Log the error events among `messages`; raise on a fatal one."""
+        """Handle the error events among `messages`: restart partitions whose offset is
+        gone, log the rest, raise on a fatal one."""
+        restarts: dict[TopicPartition, int] = {}
         for msg in messages:
             err = msg.error()
-            if err is not None and err.code() != KafkaError._PARTITION_EOF:
-                log.warning("kafka_error", error=str(err), fatal=err.fatal())
-                if err.fatal():
-                    raise ServiceError(f"kafka: fatal error: {err}")
+            if err is None or err.code() == KafkaError._PARTITION_EOF:
+                continue
+            if err.code() == KafkaError._AUTO_OFFSET_RESET:
+                tp = (msg.topic() or "", msg.partition() or 0)
+                if tp in self._assignment:  # else revoked since: its new owner starts it
+                    restarts[tp] = self._restart_target(tp, msg.offset())
+                continue
+            log.warning("kafka_error", error=str(err), fatal=err.fatal())
+            if err.fatal():
+                raise ServiceError(f"kafka: fatal error: {err}")
+        if restarts:
+            self._restart(restarts)
+
+    def _restart_target(self, tp: TopicPartition, offset: int | None) -> int:
+        """Where a partition librdkafka stopped for want of a valid offset starts again.
+
+        `offset` is where the fetch failed; None or negative when the partition had no
+        start at all (no watermark in Redis, no committed offset): then the start policy.
+        """
+        if offset is None or offset < 0:
+            log.info(
+                "partition_started_by_policy",
+                topic=tp[0],
+                partition=tp[1],
+                policy=self._settings.start_policy,
+            )
+            return self._policy_offset(tp)
+        return self._after_out_of_range(tp, offset)
+
+    def _after_out_of_range(self, tp: TopicPartition, offset: int) -> int:
+        """Where to read on after the broker said `offset` is out of range."""
+        topic, partition = tp
+        try:
+            low, high = self._consumer.get_watermark_offsets(
+                KafkaTopicPartition(topic, partition), timeout=WATERMARK_TIMEOUT_S
+            )
+        except KafkaException as exc:
+            log.warning(
+                "kafka_messages_lost",
+                topic=topic,
+                partition=partition,
+                first_missing=offset,
+                messages="unknown",
+                error=f"log start not available: {exc}",
+                action="resuming at the earliest message the broker has",
+            )
+            return OFFSET_BEGINNING
+        if offset < low:
+            # the same gap can be reported twice (an eager re-assignment restarts other
+            # stopped partitions at their failed offset): count each offset once
+            counted_to = self._lost_to.get(tp, offset)
+            lost = low - max(offset, counted_to)
+            self._lost_to[tp] = max(low, counted_to)
+            if lost <= 0:
+                return low
+            self._metrics.messages_lost.labels(topic, str(partition)).inc(lost)
+            log.warning(
+                "kafka_messages_lost",
+                topic=topic,
+                partition=partition,
+                first_missing=offset,
+                resumed_at=low,
+                messages=lost,
+                reason="deleted by the broker (retention) before driftmon read them",
+            )
+            if self._settings.start_policy == "error":
+                raise ServiceError(
+                    f"kafka: {topic}:{partition}: offsets {offset}..{low - 1} were deleted "
+                    f"before driftmon read them ({lost} messages); auto.offset.reset is "
+                    "'error' in kafka.options"
+                )
+            return low
+        if offset > high:
+            log.warning(
+                "kafka_offset_beyond_end",
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                log_end=high,
+                action=f"the topic was recreated or truncated; starting by policy "
+                f"{self._settings.start_policy}",
+            )
+            return self._policy_offset(tp)
+        return offset  # in range again (e.g. the leader moved): read on where it failed
+
+    def _policy_offset(self, tp: TopicPartition) -> int:
+        """The offset the user's auto.offset.reset names for a partition with no start."""
+        policy = self._settings.start_policy
+        if policy == "error":
+            raise ServiceError(
+                f"kafka: {tp[0]}:{tp[1]} has no watermark in Redis and no committed offset, "
+                "and auto.offset.reset is 'error' in kafka.options"
+            )
+        return OFFSET_BEGINNING if policy in _FIRST else OFFSET_END
+
+    def _restart(self, targets: dict[TopicPartition, int]) -> None:
+        """Assign partitions again at `targets` (a stopped partition cannot be seeked)."""
+        starts = [KafkaTopicPartition(t, p, o) for (t, p), o in targets.items()]
+        try:
+            if self._cooperative:
+                self._consumer.incremental_unassign([KafkaTopicPartition(t, p) for t, p in targets])
+                self._consumer.incremental_assign(starts)
+            else:  # eager: the whole assignment, every other partition where it is
+                self._consumer.assign([*starts, *self._positions(exclude=targets)])
+            if self._paused:  # librdkafka kept the pause here (seen); not documented
+                self._consumer.pause(starts)
+        except KafkaException as exc:
+            raise ServiceError(f"kafka: restart {_fmt_starts(dict(targets))}: {exc}") from exc
+        self._starts.update((tp, o) for tp, o in targets.items() if o >= 0)
+
+    def _positions(self, exclude: Collection[TopicPartition]) -> list[KafkaTopicPartition]:
+        """Assigned partitions at their positions (else their start, else committed)."""
+        others = [KafkaTopicPartition(t, p) for t, p in self._assignment if (t, p) not in exclude]
+        out = []
+        for tp in self._consumer.position(others) if others else []:
+            key = (tp.topic, tp.partition)
+            offset = tp.offset if tp.offset >= 0 else self._starts.get(key)
+            out.append(
+                KafkaTopicPartition(tp.topic, tp.partition, offset)
+                if offset is not None
+                else KafkaTopicPartition(tp.topic, tp.partition)
+            )
+        return out
 
     def poll_idle(self, timeout: float) -> list[Record]:
         """Serve heartbeats and rebalance callbacks while paused.
@@ -224,7 +370,10 @@ class KafkaSource:
             )
         except KafkaException as exc:
             raise ServiceError(f"kafka: {exc}") from exc
-        return [m for m in messages if m.error() is None]
+        records: list[Record] = [m for m in messages if m.error() is None]
+        if len(records) < len(messages):  # a stopped partition must restart while paused too
+            self._errors(messages)
+        return records
 
     def store_offsets(self, next_offsets: dict[TopicPartition, int]) -> None:
         """Mark offsets (the next to read) as safe to commit."""
@@ -251,20 +400,21 @@ class KafkaSource:
         """Move assigned partitions to the given offsets (None: committed, else reset policy)."""
         unknown = [tp for tp, o in starts.items() if o is None and tp in self._assignment]
         committed = self.committed(unknown) if unknown else {}
-        reset = str(consumer_config(self._settings).get("auto.offset.reset", "latest"))
-        fallback = (
-            OFFSET_BEGINNING if reset in {"earliest", "smallest", "beginning"} else OFFSET_END
-        )
         for (t, p), offset in starts.items():
             if (t, p) not in self._assignment:
                 continue
             target = offset if offset is not None else committed.get((t, p))
+            if target is None:
+                target = self._policy_offset((t, p))
+            else:
+                self._starts[(t, p)] = target
             try:
-                self._consumer.seek(
-                    KafkaTopicPartition(t, p, target if target is not None else fallback)
-                )
+                self._consumer.seek(KafkaTopicPartition(t, p, target))
             except KafkaException as exc:
-                raise ServiceError(f"kafka: seek {t}:{p}: {exc}") from exc
+                if exc.args[0].code() != KafkaError._STATE:
+                    raise ServiceError(f"kafka: seek {t}:{p}: {exc}") from exc
+                # stopped after a failed fetch (its error event is on the way): restart it
+                self._restart({(t, p): target})
 
     def committed(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
         tps = [KafkaTopicPartition(t, p) for t, p in partitions]
@@ -326,6 +476,12 @@ class KafkaSource:
                 headers=[(DEAD_LETTER_REASON_HEADER, reason), (DEAD_LETTER_ORIGIN_HEADER, origin)],
             )
         self._dead_letters.poll(0)
+
+    def export_lag(self) -> None:
+        """Set `driftmon_consumer_lag_messages` for every assigned partition."""
+        for (topic, partition), lag in self.lag().items():
+            self._metrics.consumer_lag.labels(topic, str(partition)).set(lag)
+            self._lag_labels.add((topic, partition))
 
     def lag(self) -> dict[TopicPartition, int]:
         """Messages behind the high watermark per assigned partition (cached offsets)."""

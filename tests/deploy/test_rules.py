@@ -16,6 +16,7 @@ from tests.deploy.render import CHART, render
 ALERTS = {
     "DriftmonDown",
     "DriftmonConsumerLag",
+    "DriftmonMessagesLost",
     "DriftmonInvalidEventRate",
     "DriftmonNotificationFailures",
 }
@@ -46,6 +47,7 @@ def test_chart_rules_follow_their_values() -> None:
             "enabled": True,
             "runbookBaseUrl": "https://wiki.example.org/rb/",
             "consumerLag": {"threshold": 5000000, "for": "30m"},
+            "messagesLost": {"window": "1h"},
         }
     }
     docs = render(CHART, values)
@@ -54,6 +56,8 @@ def test_chart_rules_follow_their_values() -> None:
     ]
     lag = next(r for r in rules if r["alert"] == "DriftmonConsumerLag")
     assert lag["expr"].endswith("> 5000000") and lag["for"] == "30m"
+    lost = next(r for r in rules if r["alert"] == "DriftmonMessagesLost")
+    assert "[1h]" in lost["expr"]
     assert all(
         r["annotations"]["runbook_url"].startswith("https://wiki.example.org/rb/") for r in rules
     )
@@ -87,6 +91,10 @@ tests:
         values: '200000x20'
       - series: 'driftmon_consumer_lag_messages{{instance="b", topic="t", partition="0"}}'
         values: '200000x20'
+      - series: 'driftmon_messages_lost_total{{instance="a", topic="t", partition="0"}}'
+        values: '0x5 1200x20'
+      - series: 'driftmon_messages_lost_total{{instance="a", topic="t", partition="1"}}'
+        values: '0x5 300x20'
       - series: 'driftmon_events_total{{job="driftmon", model="fraud"}}'
         values: '0+600x20'
       - series: 'driftmon_events_invalid_total{{job="driftmon", reason="bad_json"}}'
@@ -118,6 +126,23 @@ tests:
               runbook_url: {base}DriftmonConsumerLag.md
       - eval_time: 5m
         alertname: DriftmonConsumerLag
+        exp_alerts: []
+      - eval_time: 4m
+        alertname: DriftmonMessagesLost
+        exp_alerts: []
+      - eval_time: 8m
+        alertname: DriftmonMessagesLost
+        exp_alerts:
+          - exp_labels: {{severity: warning, service: driftmon, topic: t}}
+            exp_annotations:
+              summary: Kafka deleted 1.5k messages on t before driftmon read them
+              description: >-
+                driftmon fell behind topic t by more than its retention: the broker
+                deleted messages before they were read, so their events are missing
+                from the windows. driftmon resumed at the earliest retained message.
+              runbook_url: {base}DriftmonMessagesLost.md
+      - eval_time: 25m
+        alertname: DriftmonMessagesLost
         exp_alerts: []
       - eval_time: 19m
         alertname: DriftmonNotificationFailures
