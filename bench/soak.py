@@ -10,7 +10,8 @@ the median of the last fifth of the samples with the first fifth. At the end eve
 produced must be counted in Redis, exactly.
 
 The mock broker keeps only ~5 MB per partition (~4 s of this traffic over 16 partitions):
-a daemon that fell further behind would lose events, and the exact-count check would say so.
+a daemon that fell further behind would lose events (it counts them in
+`driftmon_messages_lost_total`, reported below), and the exact-count check would say so.
 """
 
 from __future__ import annotations
@@ -88,9 +89,21 @@ class _Traffic(threading.Thread):
 
     def finish(self) -> int:
         self._stop_event.set()
-        self.join(30)
+        if self.ident is not None:  # started
+            self.join(30)
         self._producer.flush(60)
         return self.produced - self.failed
+
+
+def _seed(bootstrap: str, topics: list[str], payload: bytes) -> int:
+    """Produce one event to every partition of every topic; returns how many."""
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for topic in topics:
+        for partition in range(4):
+            producer.produce(topic, payload, partition=partition)
+    if producer.flush(30):
+        raise RuntimeError("soak: seed events not delivered")
+    return len(topics) * 4
 
 
 def _payloads(rng: np.random.Generator, n: int) -> list[bytes]:
@@ -161,6 +174,15 @@ def _kafka_errors(log_dir: Path) -> list[str]:
     ]
 
 
+def _metric_sum(daemon: Daemon, name: str) -> float:
+    """The sum of every sample of `name` on the daemon's /metrics (all label sets)."""
+    total = 0.0
+    for line in daemon.get("/metrics").text.splitlines():
+        if line.startswith((f"{name} ", f"{name}{{")):
+            total += float(line.rpartition(" ")[2])
+    return total
+
+
 def _flush_stats(daemon: Daemon) -> tuple[float, float]:
     return (
         daemon.metric("driftmon_flush_duration_seconds_sum"),
@@ -187,13 +209,23 @@ def run(config: Config) -> list[Row]:
             kafka={"topics": topics},
             log={"level": "warning"},
         )
-        traffic = _Traffic(cluster.bootstrap, topics, _payloads(rng, 20_000), RATE)
-        traffic.start()  # topics exist (auto-created) before the daemon subscribes
+        payloads = _payloads(rng, 20_000)
+        # One event per partition creates the topics before the daemon subscribes; the
+        # traffic starts once the daemon has counted them, so every event is produced
+        # after its partition has a position (events produced while the daemon starts
+        # could be deleted by the mock broker before the first fetch: not a loss the
+        # daemon can see, and not what the soak measures).
+        seeds = _seed(cluster.bootstrap, topics, payloads[0])
+        traffic = _Traffic(cluster.bootstrap, topics, payloads, RATE)
         daemon = Daemon(config_path, Path(tmp), name="soak").start()
         rss: list[float] = []
         flush_ms: list[float] = []
+        lag: list[float] = []
         try:
             _wait_ready(daemon)
+            if _wait_counted(redis_url, prefix, seeds, timeout=60) != seeds:
+                raise RuntimeError("soak: the daemon did not count the seed events")
+            traffic.start()
             time.sleep(warmup)
             started = time.monotonic()
             produced_at_start = traffic.produced
@@ -201,24 +233,28 @@ def run(config: Config) -> list[Row]:
             while time.monotonic() - started < duration:
                 time.sleep(SAMPLE_S)
                 rss.append(_rss_mb(_pid(daemon)))
+                lag.append(_metric_sum(daemon, "driftmon_consumer_lag_messages"))
                 now = _flush_stats(daemon)
                 if now[1] > last[1]:
                     flush_ms.append(1000 * (now[0] - last[0]) / (now[1] - last[1]))
                 last = now
             rate = (traffic.produced - produced_at_start) / (time.monotonic() - started)
-            produced = traffic.finish()
+            produced = seeds + traffic.finish()
             counted = _wait_counted(redis_url, prefix, produced, timeout=60)
             if not daemon.alive():
                 raise RuntimeError("soak: the daemon died")
             kafka_errors = _kafka_errors(Path(tmp))
+            lost = _metric_sum(daemon, "driftmon_messages_lost_total")
         finally:
             traffic.finish()
             daemon.stop()
             _clean(redis_url, prefix)
     if counted != produced:
         raise RuntimeError(
-            f"soak: {counted} events counted of {produced} produced; the daemon logged "
-            f"{len(kafka_errors)} Kafka errors{': ' + kafka_errors[0] if kafka_errors else ''}"
+            f"soak: {counted} events counted of {produced} produced; the daemon reported "
+            f"{lost:.0f} messages lost to retention (max consumer lag {max(lag, default=0):.0f}) "
+            f"and logged {len(kafka_errors)} Kafka errors"
+            f"{': ' + kafka_errors[0] if kafka_errors else ''}"
         )
     k = max(1, len(rss) // 5)
     rss_first, rss_last = statistics.median(rss[:k]), statistics.median(rss[-k:])
@@ -232,6 +268,9 @@ def run(config: Config) -> list[Row]:
             "ratio",
             Target(">=", 1.0),
         ),
+        Row("soak: messages lost to retention (driftmon_messages_lost_total)", lost, "messages"),
+        Row("soak: consumer lag, median of samples", statistics.median(lag), "messages"),
+        Row("soak: consumer lag, max of samples", max(lag), "messages"),
         Row("soak: daemon RSS, first fifth of samples", rss_first, "MB"),
         Row("soak: daemon RSS, last fifth of samples", rss_last, "MB"),
         Row("soak: RSS growth", 100 * (rss_last / rss_first - 1), "%", Target("<", 5.0)),
