@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -22,6 +23,14 @@ from monitor.window.store import REDIS_ERRORS
 
 T = TypeVar("T")
 Command = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """Commands in wire form: a batch sent every round is packed once."""
+
+    data: list[bytes]
+    count: int  # commands, i.e. replies to expect
 
 
 class Conversation:
@@ -36,15 +45,22 @@ class Conversation:
         self._pending = 0
 
     def send(self, commands: Sequence[Sequence[Any]]) -> None:
-        if not commands:
+        if commands:
+            self.send_packed(self.pack(commands))
+
+    def pack(self, commands: Sequence[Sequence[Any]]) -> Packed:
+        """`commands` as sent on this client's connections (no I/O): for `send_packed`."""
+        return Packed(list(self._conn.pack_commands(commands)), len(commands))
+
+    def send_packed(self, packed: Packed) -> None:
+        if not packed.count:
             return
         try:
-            packed = self._conn.pack_commands(commands)
             # A health check PINGs and reads the reply: only when no reply is pending.
-            self._conn.send_packed_command(packed, check_health=not self._pending)
+            self._conn.send_packed_command(packed.data, check_health=not self._pending)
         except REDIS_ERRORS as exc:
             raise RedisUnavailable(f"redis: {exc}") from exc
-        self._pending += len(commands)
+        self._pending += packed.count
 
     def receive(self, n: int) -> list[Any]:
         """The next `n` replies; an error reply is returned as its `ResponseError`."""

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from monitor.decode import ModelSchema
 from monitor.kernels import latency_quantiles, latency_sum
 from monitor.settings import Rules, Severity, Thresholds
@@ -55,20 +57,57 @@ class ModelEvaluation:
     """The state document's `windows` section and the findings of one evaluation.
 
     Per-feature findings stay in arrays until asked for: `findings` builds every one,
-    `findings_for(keys)` only those the alert state machine can act on.
+    `findings_for(keys)` only those the alert state machine can act on. Likewise the
+    per-feature entries of `windows` are built on first use; `windows_json` is what the
+    evaluator encodes, without them.
     """
 
-    __slots__ = ("_parts", "severity", "windows")
+    __slots__ = ("_parts", "_summaries", "_tables", "_windows", "severity")
 
     def __init__(
         self,
-        windows: dict[str, dict[str, Any]],
+        summaries: dict[str, dict[str, Any]],
+        tables: list[FeatureTable],
         parts: list[FeatureTable | list[Finding]],
         severity: Severity,
     ) -> None:
-        self.windows = windows
+        self._summaries = summaries  # per window, every key but the last, `features`
+        self._tables = tables  # per window, its features
+        self._windows: dict[str, dict[str, Any]] | None = None
         self.severity = severity
         self._parts = parts
+
+    @property
+    def windows(self) -> dict[str, dict[str, Any]]:
+        """Per window: events, rates, latency and the `features` entries."""
+        if self._windows is None:
+            self._windows = {
+                name: {**summary, "features": table.documents}
+                for (name, summary), table in zip(
+                    self._summaries.items(), self._tables, strict=True
+                )
+            }
+        return self._windows
+
+    def at(self, spec: EvaluationInput, last_traffic: int | None, now: float) -> ModelEvaluation:
+        """This evaluation again at `now`, for a `spec` that differs at most in `progress`,
+        and the same window sums: only NoTraffic and MonitorLagging can differ."""
+        again = ModelEvaluation(
+            self._summaries,
+            self._tables,
+            [*self._parts[:-1], _timely(spec, last_traffic, now)],
+            self.severity,
+        )
+        again._windows = self._windows
+        return again
+
+    def windows_json(self) -> dict[str, dict[str, Any]]:
+        """`windows` with each `features` already JSON (`msgspec.Raw`): msgspec encodes it
+        to the same bytes as `windows`, without a dict per feature."""
+        return {
+            name: {**summary, "features": msgspec.Raw(table.documents_json())}
+            for (name, summary), table in zip(self._summaries.items(), self._tables, strict=True)
+        }
 
     @property
     def findings(self) -> list[Finding]:
@@ -123,6 +162,8 @@ def evaluate_model(
 
 def evaluate_totals(models: Sequence[WindowTotals], now: float) -> list[ModelEvaluation]:
     """Metrics and findings of many models at once, from their window sums."""
+    if not models:
+        return []
     ordered = [sorted(m.spec.windows.items(), key=lambda kv: kv[1]) for m in models]
     tables = evaluate_features(
         [
@@ -158,7 +199,6 @@ def _evaluation(
                 "count": int(total.latency.sum()),
                 "sum": latency_sum(total.latency),
             },
-            "features": table.documents,
         }
         parts += [
             table,
@@ -167,9 +207,15 @@ def _evaluation(
                 _invalid_finding(spec.rules, name, total),
             ],
         ]
-    parts.append([*_no_traffic(spec, model.last_traffic, now), *_lagging(spec, now)])
+    parts.append(_timely(spec, model.last_traffic, now))
     severity = max_severity(w["severity"] for w in windows.values())
-    return ModelEvaluation(windows, parts, severity)
+    return ModelEvaluation(windows, tables, parts, severity)
+
+
+def _timely(spec: EvaluationInput, last_traffic: int | None, now: float) -> list[Finding]:
+    """The findings that depend on the time and progress, not on the window sums (the
+    last part of `ModelEvaluation`'s, which `ModelEvaluation.at` replaces)."""
+    return [*_no_traffic(spec, last_traffic, now), *_lagging(spec, now)]
 
 
 def _threshold(rule: Thresholds, severity: Severity) -> float:

@@ -138,6 +138,7 @@ class Rows:
     nbins: IntArray
     ref_missing: FloatArray
     ref_count: FloatArray
+    numeric: BoolArray  # a numeric feature's row (else categorical)
     rule: FloatArray  # (n, 4, 5): PSI, JS, missing, flagged x info, warning, critical, bound, for
     min_samples: FloatArray  # rules.min_samples_per_bin
     js_divergence: BoolArray  # rules.js_metric == "js_divergence"
@@ -177,6 +178,7 @@ def _rows(shape: tuple[tuple[Reference, Rules, int], ...]) -> Rows:
     js_div, alpha = np.zeros(n, bool), np.zeros(n)
     has_chi2, ppf, floor = np.zeros(n, bool), np.full(n, math.nan), np.zeros(n)
     psi_resolve = np.zeros(n)
+    numeric = np.zeros(n, bool)
     bins_from: list[IndexArray] = []
     bins_to: list[IndexArray] = []
     missing_from: list[IndexArray] = []
@@ -200,6 +202,7 @@ def _rows(shape: tuple[tuple[Reference, Rules, int], ...]) -> Rows:
             nbins[rows] = ref.nbins
             ref_missing[rows] = ref.ref_missing
             ref_count[rows] = [float(c.sum()) for c in ref.counts]
+            numeric[rows] = ref.numeric
             rule[rows] = per_feature
             min_samples[rows] = rules.min_samples_per_bin
             js_div[rows] = rules.js_metric == "js_divergence"
@@ -228,6 +231,7 @@ def _rows(shape: tuple[tuple[Reference, Rules, int], ...]) -> Rows:
         nbins=nbins,
         ref_missing=ref_missing,
         ref_count=ref_count,
+        numeric=numeric,
         rule=rule,
         min_samples=min_samples,
         js_divergence=js_div,

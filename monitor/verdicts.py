@@ -20,8 +20,10 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
@@ -87,23 +89,41 @@ class FindingArrays:
 
 @dataclass(frozen=True, eq=False)
 class FeatureTable(FindingArrays):
-    """One window's per-feature state-document entries and findings."""
+    """One window's per-feature state-document entries and findings: rows lo..hi of a
+    batch (`evaluate_features`)."""
 
     window: str
     reference: Reference
-    documents: dict[str, dict[str, Any]]
     severity: Severity
+    batch: DocumentColumns
+    lo: int
+    hi: int
+    active: bool  # some finding has a verdict above ok
+
+    @cached_property
+    def documents(self) -> dict[str, dict[str, Any]]:
+        """The state document's `features` entries (built on first use)."""
+        return self.batch.documents(self.reference, self.lo, self.hi)
+
+    def documents_json(self) -> bytes:
+        """`documents` as JSON, byte for byte what msgspec makes of it."""
+        return self._json
+
+    @cached_property
+    def _json(self) -> bytes:  # kept: an evaluation may be written again (`ModelEvaluation.at`)
+        return self.batch.documents_json(self.reference, self.lo, self.hi)
 
     def findings(self, keys: Collection[str] | None = None) -> list[Finding]:
         """Every finding, feature by feature; with `keys`, only the active ones and those."""
         if keys is None:
             mask = self.present
         else:
+            held = [p for p in map(self._position, keys) if p is not None]
+            if not held and not self.active:
+                return []  # the common case, without a numpy call
             mask = self.present & self.known & (self.level > 0)
-            for key in keys:
-                position = self._position(key)
-                if position is not None:
-                    mask[position] = self.present[position]
+            for position in held:
+                mask[position] = self.present[position]
         rows, cols = np.nonzero(mask)
         names, alertnames = self.reference.names, self.reference.alertnames
         return [
@@ -161,11 +181,17 @@ def evaluate_features(
     flat = np.concatenate(parts) if parts else np.zeros(0, np.int64)
     m = _metrics(rows, flat)
     findings, feature_level = _verdicts(rows, m)
-    columns = [_nums(x) for x in (m.psi, m.jsdist, m.jsd, m.missing_ratio, m.flagged_ratio)]
+    batch = DocumentColumns(
+        events=np.repeat(flat[rows.events_from], rows.segment),
+        values=np.stack([m.psi, m.jsdist, m.jsd, m.missing_ratio, m.flagged_ratio], axis=1),
+        levels=feature_level,
+        numeric=rows.numeric,
+    )
     levels: list[int] = feature_level.tolist()
-    events: list[int] = flat[rows.events_from].tolist()
+    # Rows with a finding above ok, counted cumulatively: a table's count is a subtraction.
+    active = findings.present & findings.known & (findings.level > 0)
+    n_active: list[int] = [0, *np.cumsum(active.any(axis=1)).tolist()]
     out: list[list[FeatureTable]] = []
-    segment = 0
     for block, (_, _, totals) in zip(rows.blocks, items, strict=True):
         tables = []
         for w, (window, _) in enumerate(totals):
@@ -175,14 +201,14 @@ def evaluate_features(
                 FeatureTable(
                     window=window,
                     reference=block.reference,
-                    documents=_documents(
-                        block.reference, events[segment], [c[lo:hi] for c in columns], levels[lo:hi]
-                    ),
                     severity=SEVERITIES[max(levels[lo:hi], default=0)],
+                    batch=batch,
+                    lo=lo,
+                    hi=hi,
+                    active=n_active[hi] > n_active[lo],
                     **findings.rows(lo, hi),
                 )
             )
-            segment += 1
         out.append(tables)
     return out
 
@@ -291,6 +317,69 @@ def _nums(values: FloatArray) -> list[float | None]:
     for j in np.flatnonzero(~np.isfinite(values)).tolist():
         out[j] = None
     return out
+
+
+_SEVERITY_NAMES = np.array(SEVERITIES, dtype=object)
+
+
+class _Entry(msgspec.Struct, gc=False):
+    """A `features` entry of the state document, as msgspec encodes it: the keys of
+    `_documents`, in its order; NaN and inf encode as null, like the None there."""
+
+    events: int
+    psi: float | None
+    js_distance: float | None
+    js_divergence: float | None
+    missing_ratio: float | None
+    out_of_range_ratio: float | None
+    unseen_ratio: float | None
+    severity: str
+
+
+@dataclass(frozen=True, eq=False)
+class DocumentColumns:
+    """A batch's numbers for the state documents' `features` entries, one row per (model,
+    window, feature); every `FeatureTable` of the batch reads its rows from here.
+
+    The state documents of 100 models hold 10,000 feature entries per round: a dict per
+    entry, then encoding them, cost as much as the rest of the evaluation. `documents_json`
+    makes them msgspec structs instead, created in one C loop (`map`) and encoded with
+    their keys known in advance, to the same bytes. `documents` builds the dicts, for
+    callers that read them.
+    """
+
+    events: IntArray  # (n,) the window's valid events
+    values: FloatArray  # (n, 5) psi, js_distance, js_divergence, missing, flagged ratio
+    levels: IntArray  # (n,) severity levels
+    numeric: BoolArray  # (n,) the flagged ratio is out-of-range (else unseen)
+
+    @cached_property
+    def _numbers(self) -> list[list[float | None]]:
+        return [_nums(self.values[:, c]) for c in range(self.values.shape[1])]
+
+    def documents(self, ref: Reference, lo: int, hi: int) -> dict[str, dict[str, Any]]:
+        """The `features` entries of rows lo..hi, whose features are `ref`'s."""
+        events = int(self.events[lo]) if hi > lo else 0
+        columns = [c[lo:hi] for c in self._numbers]
+        return _documents(ref, events, columns, self.levels[lo:hi].tolist())
+
+    @cached_property
+    def _entries(self) -> list[_Entry]:
+        v, flagged = self.values, self.values[:, 4]
+        return list(
+            map(
+                _Entry,
+                self.events.tolist(),
+                *(v[:, c].tolist() for c in range(4)),
+                np.where(self.numeric, flagged, math.nan).tolist(),
+                np.where(self.numeric, math.nan, flagged).tolist(),
+                _SEVERITY_NAMES[self.levels].tolist(),
+            )
+        )
+
+    def documents_json(self, ref: Reference, lo: int, hi: int) -> bytes:
+        """`msgspec.json.encode(self.documents(ref, lo, hi))`, without the dicts."""
+        return msgspec.json.encode(dict(zip(ref.names, self._entries[lo:hi], strict=True)))
 
 
 def _documents(

@@ -66,6 +66,14 @@ class WindowCache:
         self._versions: dict[int, bytes | None] = {}  # of every bucket read, empty or not
         self._starts: list[int] = []
         self._sums = {name: np.zeros(layout.size, dtype=np.int64) for name in windows}
+        self._last_traffic: int | None = None  # of `_buckets`, kept by `update`
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever `totals` or `last_traffic` may have: an evaluation of the same
+        generation is still the evaluation of these counts."""
+        return self._generation
 
     def stale(self, starts: Sequence[int], versions: Mapping[int, bytes] | None) -> list[int]:
         """The buckets of `starts` (the longest window, oldest first) that must be read."""
@@ -84,31 +92,44 @@ class WindowCache:
         """Move to the window `starts`, with the flat counts `fetched` of the `stale` ones
         (None: the bucket turned out to be empty or missing)."""
         buckets, known = self._buckets, self._versions
-        gone = known.keys() - set(starts)
-        if versions is not None:
-            gone |= known.keys() - versions.keys()
-        replaced: dict[int, _Bucket | None] = {}  # start -> its bucket before
+        window = set(starts)
+        gone = [s for s in known if s not in window or (versions is not None and s not in versions)]
+        changed: dict[int, _Bucket | None] = {}  # start -> its bucket before
         for start in gone:
             del known[start]
-            replaced[start] = buckets.pop(start, None)
+            changed[start] = buckets.pop(start, None)
         for start, flat in fetched.items():
-            if start not in replaced:
-                replaced[start] = buckets.get(start)
+            before = buckets.get(start)
+            if start not in changed:
+                changed[start] = before
             known[start] = None if versions is None else versions.get(start)
             slots = np.flatnonzero(flat) if flat is not None else None
             if slots is None or not slots.size or flat is None:
-                buckets.pop(start, None)  # empty: nothing to add up
+                if before is not None:
+                    del buckets[start]  # empty: nothing to add up
                 continue
             buckets[start] = _Bucket.of(flat, slots)
+        # Empty before and after (an idle model's buckets, read every round): no change.
+        changed = {s: b for s, b in changed.items() if b is not None or s in buckets}
+        self._add_changes(starts, changed)
+        if changed or list(starts) != self._starts:
+            self._generation += 1
+        self._starts = list(starts)
+        if changed:
+            with_events = [start for start, b in buckets.items() if b.events > 0]
+            self._last_traffic = max(with_events, default=None)
+
+    def _add_changes(self, starts: Sequence[int], changed: Mapping[int, _Bucket | None]) -> None:
+        """Bring each window's sum from the old `_starts` to `starts`: `changed` holds the
+        buckets before of those that changed, `_buckets` every bucket now."""
+        buckets = self._buckets
         for name, length in self._windows.items():
             old_lo, new_lo = _oldest(self._starts, length), _oldest(starts, length)
             lo, hi = sorted((old_lo, new_lo))
-            moved = (
-                {s for s in buckets.keys() | replaced.keys() if lo <= s < hi} if lo != hi else ()
-            )
+            moved = {s for s in buckets.keys() | changed.keys() if lo <= s < hi} if lo != hi else ()
             total = self._sums[name]
-            for start in replaced.keys() | moved:
-                before = replaced[start] if start in replaced else buckets.get(start)
+            for start in changed.keys() | moved:
+                before = changed[start] if start in changed else buckets.get(start)
                 after = buckets.get(start)
                 before = before if start >= old_lo else None
                 after = after if start >= new_lo else None
@@ -119,7 +140,6 @@ class WindowCache:
                     total[before.slots] -= before.values
                 if after is not None:
                     total[after.slots] += after.values
-        self._starts = list(starts)
 
     def totals(self) -> dict[str, Counts]:
         """Each window's summed counts (copies)."""
@@ -127,8 +147,7 @@ class WindowCache:
 
     def last_traffic(self) -> int | None:
         """Start of the newest bucket holding events, None if none does."""
-        with_events = [start for start, b in self._buckets.items() if b.events > 0]
-        return max(with_events, default=None)
+        return self._last_traffic
 
 
 def _oldest(starts: Sequence[int], length: int) -> float:
