@@ -66,7 +66,9 @@ class Rebalance(Protocol):
     """Callbacks from the consumer's rebalance protocol, implemented by the stream."""
 
     def assigned(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
-        """Return the offset to start each partition at (None: the group's committed one)."""
+        """Return the offset to start each partition at: None when Redis has no watermark
+        (the group's committed offset, else the start policy); a partition left out is not
+        known yet and is seeked later (`seek_to`)."""
         ...
 
     def revoked(self, partitions: Sequence[TopicPartition]) -> None:
@@ -169,7 +171,8 @@ class KafkaSource:
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
         starts = self._rebalance.assigned(tps)
-        offsets = self._unstarted([tp for tp in tps if starts.get(tp) is None])
+        # None: no watermark in Redis; left out: not known yet (Redis down, seeked later)
+        offsets = self._unstarted([tp for tp in tps if tp in starts and starts[tp] is None])
         offsets.update((tp, o) for tp, o in starts.items() if o is not None)
         self._starts.update((tp, o) for tp, o in offsets.items() if o >= 0)
         assign = [
@@ -202,6 +205,18 @@ class KafkaSource:
         except ServiceError as exc:
             log.warning("committed_offsets_unavailable", error=str(exc))
             return {}
+        resumed = {tp: o for tp, o in committed.items() if o is not None}
+        if resumed:
+            log.warning(
+                "committed_without_watermark",
+                resumed_from={f"{t}:{p}": o for (t, p), o in sorted(resumed.items())},
+                action=(
+                    "the group has committed these partitions but Redis holds no watermark "
+                    "for them: Redis lost driftmon's data (or another application uses this "
+                    "group id). Reading on from the committed offsets; earlier counts are "
+                    "not in the windows"
+                ),
+            )
         out: dict[TopicPartition, int] = {}
         for tp in tps:
             offset = committed.get(tp)

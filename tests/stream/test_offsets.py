@@ -23,6 +23,7 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Producer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
+from structlog.testing import capture_logs
 
 from monitor.errors import ServiceError
 from monitor.metrics import Metrics
@@ -252,6 +253,37 @@ def test_a_partition_without_any_start_follows_auto_offset_reset(
             assert offsets[:10] == list(range(10)), f"partition {p}"
         else:
             assert offsets[0] >= 10, f"partition {p} read the backlog: {offsets}"
+
+
+def test_a_committed_partition_without_watermark_resumes_there_and_says_why(
+    cluster: MockCluster,
+) -> None:
+    """Redis lost driftmon's data (restarted without persistence) while the group's
+    commits survived: start at the committed offsets, not by policy, and warn."""
+    for p in PARTITIONS:
+        produce(cluster.bootstrap, [{"model": "m"}] * 10, partition=p)
+    group = f"g-{time.monotonic_ns()}"
+    committer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group})
+    committer.commit(
+        offsets=[KafkaTopicPartition(TOPIC, p, 3 + p) for p in PARTITIONS], asynchronous=False
+    )
+    committer.close()
+    settings = KafkaSettings(
+        bootstrap_servers=cluster.bootstrap,
+        topics=[TOPIC],
+        group_id=group,
+        options={"session.timeout.ms": 6000, "heartbeat.interval.ms": 500},
+    )
+    source = KafkaSource(settings, Starts(), metrics=Metrics())
+    source.subscribe()
+    with capture_logs() as logs:
+        try:
+            records = read_until(source, lambda r: len(r) >= sum(7 - p for p in PARTITIONS))
+        finally:
+            source.close()
+    assert offsets_by_partition(records) == {p: list(range(3 + p, 10)) for p in PARTITIONS}
+    warning = next(e for e in logs if e["event"] == "committed_without_watermark")
+    assert warning["resumed_from"] == {f"{TOPIC}:{p}": 3 + p for p in PARTITIONS}
 
 
 def test_auto_offset_reset_error_stops_with_the_partition_named(cluster: MockCluster) -> None:
