@@ -8,11 +8,8 @@
   not at the group's committed offset, which may be stale;
 - every librdkafka option (SASL/SSL, timeouts) passes through `kafka.options`;
 - offset resets are driftmon's, not librdkafka's (`auto.offset.reset=error` underneath):
-  a partition with no watermark and no committed offset starts where the user's
-  `auto.offset.reset` says (default latest); a position the broker no longer has
-  (deleted by retention before it was read) resumes at the earliest message still there,
-  and the messages skipped are counted (`driftmon_messages_lost_total`) and logged —
-  librdkafka's own reset would jump to the end without an error event;
+  `monitor.source.offsets` decides where a partition without a usable position starts;
+  here a stopped partition is assigned again there (it cannot be `seek()`ed);
 - invalid messages can be copied to a dead-letter topic with the reason in a header.
 
 Library exceptions are mapped to `ServiceError` here.
@@ -25,8 +22,6 @@ from typing import Any, Protocol
 
 import structlog
 from confluent_kafka import (
-    OFFSET_BEGINNING,
-    OFFSET_END,
     OFFSET_INVALID,
     Consumer,
     KafkaError,
@@ -39,6 +34,7 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 from monitor.errors import ServiceError
 from monitor.metrics import Metrics
 from monitor.settings import KafkaSettings
+from monitor.source.offsets import StartOffsets
 
 log = structlog.get_logger(__name__)
 
@@ -46,9 +42,7 @@ TopicPartition = tuple[str, int]
 DEAD_LETTER_REASON_HEADER = "driftmon-reason"
 DEAD_LETTER_ORIGIN_HEADER = "driftmon-origin"
 WAKE_TIMEOUT_S = 1.0
-WATERMARK_TIMEOUT_S = 5.0
 LAG_INTERVAL_S = 5.0
-_FIRST = {"earliest", "smallest", "beginning"}
 
 
 class Record(Protocol):
@@ -99,7 +93,7 @@ def consumer_config(settings: KafkaSettings) -> dict[str, Any]:
     }
     config.update(settings.options)
     # librdkafka's reset would move a partition silently (to the end, by default) when its
-    # position is gone; "error" hands the decision to `KafkaSource._restart_target`
+    # position is gone; "error" hands the decision to `monitor.source.offsets`
     config["auto.offset.reset"] = "error"
     if settings.sasl_password is not None:
         config["sasl.password"] = settings.sasl_password.get_secret_value()
@@ -150,9 +144,11 @@ class KafkaSource:
             self._dead_letters = Producer(producer_config(settings))
         self._assignment: set[TopicPartition] = set()
         self._starts: dict[TopicPartition, int] = {}  # explicit start offsets given
-        self._lost_to: dict[TopicPartition, int] = {}  # log start up to which loss is counted
         self._lag_labels: set[TopicPartition] = set()
         self._paused = False
+        self._offsets = StartOffsets(
+            self._consumer, settings.start_policy, self.committed, self._metrics
+        )
         strategy = str(consumer_config(settings)["partition.assignment.strategy"])
         self._cooperative = "cooperative" in strategy
 
@@ -172,7 +168,7 @@ class KafkaSource:
         tps = [(p.topic, p.partition) for p in partitions]
         starts = self._rebalance.assigned(tps)
         # None: no watermark in Redis; left out: not known yet (Redis down, seeked later)
-        offsets = self._unstarted([tp for tp in tps if tp in starts and starts[tp] is None])
+        offsets = self._offsets.unstarted([tp for tp in tps if tp in starts and starts[tp] is None])
         offsets.update((tp, o) for tp, o in starts.items() if o is not None)
         self._starts.update((tp, o) for tp, o in offsets.items() if o >= 0)
         assign = [
@@ -190,52 +186,6 @@ class KafkaSource:
         if self._paused:
             consumer.pause(assign)
         log.info("partitions_assigned", partitions=_fmt(tps), starts=_fmt_starts(starts))
-
-    def _unstarted(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-        """Where partitions without a watermark in Redis start: at the group's committed
-        offset, else by the start policy (a logical offset). Resolved here, not through
-        librdkafka's "no committed offset" error event, which restarts the partition only
-        once the application polls (a paused new member would start late). With the
-        policy 'error', or when the group coordinator does not answer, they are assigned
-        without an offset and that error event decides (`_restart_target`)."""
-        if not tps or self._settings.start_policy == "error":
-            return {}
-        try:
-            committed = self.committed(tps)
-        except ServiceError as exc:
-            log.warning("committed_offsets_unavailable", error=str(exc))
-            return {}
-        resumed = {tp: o for tp, o in committed.items() if o is not None}
-        if resumed:
-            log.warning(
-                "committed_without_watermark",
-                resumed_from={f"{t}:{p}": o for (t, p), o in sorted(resumed.items())},
-                action=(
-                    "the group has committed these partitions but Redis holds no watermark "
-                    "for them: Redis lost driftmon's data (or another application uses this "
-                    "group id). Reading on from the committed offsets; earlier counts are "
-                    "not in the windows"
-                ),
-            )
-        out: dict[TopicPartition, int] = {}
-        for tp in tps:
-            offset = committed.get(tp)
-            out[tp] = self._policy_start(tp) if offset is None else offset
-        return out
-
-    def _policy_start(self, tp: TopicPartition) -> int:
-        """The start policy's offset as an absolute one where the broker answers: librdkafka
-        resolves a logical offset given at assignment ~0.4 s later (measured on the mock
-        broker; a replica joining a group would start counting that much later)."""
-        first = self._settings.start_policy in _FIRST
-        try:
-            low, high = self._consumer.get_watermark_offsets(
-                KafkaTopicPartition(*tp), timeout=WATERMARK_TIMEOUT_S
-            )
-        except KafkaException:
-            return self._policy_offset(tp)
-        offset = low if first else high
-        return offset if offset >= 0 else self._policy_offset(tp)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
@@ -288,95 +238,13 @@ class KafkaSource:
             if err.code() == KafkaError._AUTO_OFFSET_RESET:
                 tp = (msg.topic() or "", msg.partition() or 0)
                 if tp in self._assignment:  # else revoked since: its new owner starts it
-                    restarts[tp] = self._restart_target(tp, msg.offset())
+                    restarts[tp] = self._offsets.restart_target(tp, msg.offset())
                 continue
             log.warning("kafka_error", error=str(err), fatal=err.fatal())
             if err.fatal():
                 raise ServiceError(f"kafka: fatal error: {err}")
         if restarts:
             self._restart(restarts)
-
-    def _restart_target(self, tp: TopicPartition, offset: int | None) -> int:
-        """Where a partition librdkafka stopped for want of a valid offset starts again.
-
-        `offset` is where the fetch failed; None or negative when the partition had no
-        start at all (no watermark in Redis, no committed offset): then the start policy.
-        """
-        if offset is None or offset < 0:
-            log.info(
-                "partition_started_by_policy",
-                topic=tp[0],
-                partition=tp[1],
-                policy=self._settings.start_policy,
-            )
-            return self._policy_offset(tp)
-        return self._after_out_of_range(tp, offset)
-
-    def _after_out_of_range(self, tp: TopicPartition, offset: int) -> int:
-        """Where to read on after the broker said `offset` is out of range."""
-        topic, partition = tp
-        try:
-            low, high = self._consumer.get_watermark_offsets(
-                KafkaTopicPartition(topic, partition), timeout=WATERMARK_TIMEOUT_S
-            )
-        except KafkaException as exc:
-            log.warning(
-                "kafka_messages_lost",
-                topic=topic,
-                partition=partition,
-                first_missing=offset,
-                messages="unknown",
-                error=f"log start not available: {exc}",
-                action="resuming at the earliest message the broker has",
-            )
-            return OFFSET_BEGINNING
-        if offset < low:
-            # the same gap can be reported twice (an eager re-assignment restarts other
-            # stopped partitions at their failed offset): count each offset once
-            counted_to = self._lost_to.get(tp, offset)
-            lost = low - max(offset, counted_to)
-            self._lost_to[tp] = max(low, counted_to)
-            if lost <= 0:
-                return low
-            self._metrics.messages_lost.labels(topic, str(partition)).inc(lost)
-            log.warning(
-                "kafka_messages_lost",
-                topic=topic,
-                partition=partition,
-                first_missing=offset,
-                resumed_at=low,
-                messages=lost,
-                reason="deleted by the broker (retention) before driftmon read them",
-            )
-            if self._settings.start_policy == "error":
-                raise ServiceError(
-                    f"kafka: {topic}:{partition}: offsets {offset}..{low - 1} were deleted "
-                    f"before driftmon read them ({lost} messages); auto.offset.reset is "
-                    "'error' in kafka.options"
-                )
-            return low
-        if offset > high:
-            log.warning(
-                "kafka_offset_beyond_end",
-                topic=topic,
-                partition=partition,
-                offset=offset,
-                log_end=high,
-                action=f"the topic was recreated or truncated; starting by policy "
-                f"{self._settings.start_policy}",
-            )
-            return self._policy_offset(tp)
-        return offset  # in range again (e.g. the leader moved): read on where it failed
-
-    def _policy_offset(self, tp: TopicPartition) -> int:
-        """The offset the user's auto.offset.reset names for a partition with no start."""
-        policy = self._settings.start_policy
-        if policy == "error":
-            raise ServiceError(
-                f"kafka: {tp[0]}:{tp[1]} has no watermark in Redis and no committed offset, "
-                "and auto.offset.reset is 'error' in kafka.options"
-            )
-        return OFFSET_BEGINNING if policy in _FIRST else OFFSET_END
 
     def _restart(self, targets: dict[TopicPartition, int]) -> None:
         """Assign partitions again at `targets` (a stopped partition cannot be seeked)."""
@@ -453,7 +321,7 @@ class KafkaSource:
                 continue
             target = offset if offset is not None else committed.get((t, p))
             if target is None:
-                target = self._policy_offset((t, p))
+                target = self._offsets.policy_offset((t, p))
             else:
                 self._starts[(t, p)] = target
             try:
