@@ -32,6 +32,7 @@ from monitor.http import HttpServer
 from monitor.metrics import Metrics
 from monitor.settings import RedisSettings, Settings
 from monitor.source.kafka import LAG_INTERVAL_S, KafkaSource, TopicPartition
+from monitor.source.offsets import warn_resumed
 from monitor.stream import Conflict, Health, Stream
 from monitor.window.keys import Keys
 from monitor.window.store import REDIS_ERRORS, WindowStore
@@ -187,21 +188,18 @@ class Runner:
         missing = sorted(tp for tp, offset in starts.items() if offset is None)
         if not missing:
             return starts
-        resumed = {tp: o for tp, o in self._source.committed(missing).items() if o is not None}
-        if resumed:
-            log.warning(
-                "redis_state_lost",
-                resumed_from={f"{t}:{p}": o for (t, p), o in sorted(resumed.items())},
-                action=(
-                    "Redis holds no watermark for partitions this group has committed: its "
-                    "data was lost. Re-reading each partition from the group's committed "
-                    "offset; counts of earlier events are gone from the windows; baselines "
-                    "re-published; alert states start over"
-                ),
-            )
-            if self._on_state_lost is not None:
-                self._on_state_lost()
-        return {**starts, **resumed}
+        unstarted = self._source.unstarted(missing)
+        warn_resumed(
+            "redis_state_lost",
+            unstarted.resumed,
+            "Redis holds no watermark for partitions this group has committed: its data was "
+            "lost. Re-reading each partition from the group's committed offset; counts of "
+            "earlier events are gone from the windows; baselines re-published; alert states "
+            "start over",
+        )
+        if unstarted.resumed and self._on_state_lost is not None:
+            self._on_state_lost()
+        return {**starts, **unstarted.offsets}
 
     def shutdown(self) -> None:
         """Flush what is pending (best effort), commit and leave the group."""

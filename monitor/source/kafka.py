@@ -34,7 +34,7 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 from monitor.errors import ServiceError
 from monitor.metrics import Metrics
 from monitor.settings import KafkaSettings
-from monitor.source.offsets import StartOffsets
+from monitor.source.offsets import StartOffsets, Unstarted, warn_resumed
 
 log = structlog.get_logger(__name__)
 
@@ -168,7 +168,9 @@ class KafkaSource:
         tps = [(p.topic, p.partition) for p in partitions]
         starts = self._rebalance.assigned(tps)
         # None: no watermark in Redis; left out: not known yet (Redis down, seeked later)
-        offsets = self._offsets.unstarted([tp for tp in tps if tp in starts and starts[tp] is None])
+        offsets = self._assigned_unstarted(
+            [tp for tp in tps if tp in starts and starts[tp] is None]
+        )
         offsets.update((tp, o) for tp, o in starts.items() if o is not None)
         self._starts.update((tp, o) for tp, o in offsets.items() if o >= 0)
         assign = [
@@ -186,6 +188,27 @@ class KafkaSource:
         if self._paused:
             consumer.pause(assign)
         log.info("partitions_assigned", partitions=_fmt(tps), starts=_fmt_starts(starts))
+
+    def _assigned_unstarted(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """Start offsets of newly assigned partitions without a watermark (see `unstarted`);
+        none when the group coordinator does not answer (librdkafka's error decides)."""
+        try:
+            unstarted = self.unstarted(tps)
+        except ServiceError as exc:
+            log.warning("committed_offsets_unavailable", error=str(exc))
+            return {}
+        warn_resumed(
+            "committed_without_watermark",
+            unstarted.resumed,
+            "the group has committed these partitions but Redis holds no watermark for them: "
+            "Redis lost driftmon's data (or another application uses this group id). Reading "
+            "on from the committed offsets; earlier counts are not in the windows",
+        )
+        return dict(unstarted.offsets)
+
+    def unstarted(self, tps: Sequence[TopicPartition]) -> Unstarted:
+        """Where assigned partitions without a watermark in Redis start."""
+        return self._offsets.unstarted(tps)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
@@ -313,17 +336,15 @@ class KafkaSource:
                 log.warning("commit_failed", error=str(exc))
 
     def seek_to(self, starts: dict[TopicPartition, int | None]) -> None:
-        """Move assigned partitions to the given offsets (None: committed, else reset policy)."""
-        unknown = [tp for tp, o in starts.items() if o is None and tp in self._assignment]
-        committed = self.committed(unknown) if unknown else {}
+        """Move assigned partitions to the given offsets (None: the start policy; resolve
+        committed offsets first with `unstarted`)."""
         for (t, p), offset in starts.items():
             if (t, p) not in self._assignment:
                 continue
-            target = offset if offset is not None else committed.get((t, p))
-            if target is None:
+            if offset is None:
                 target = self._offsets.policy_offset((t, p))
             else:
-                self._starts[(t, p)] = target
+                target = self._starts[(t, p)] = offset
             try:
                 self._consumer.seek(KafkaTopicPartition(t, p, target))
             except KafkaException as exc:

@@ -12,7 +12,8 @@ skipping what is still retained. Here:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException
@@ -26,6 +27,25 @@ log = structlog.get_logger(__name__)
 TopicPartition = tuple[str, int]
 WATERMARK_TIMEOUT_S = 5.0
 _FIRST = {"earliest", "smallest", "beginning"}
+
+
+@dataclass(frozen=True, slots=True)
+class Unstarted:
+    """Start offsets of partitions Redis has no watermark for."""
+
+    offsets: dict[TopicPartition, int]  # a partition left out: librdkafka's error decides
+    resumed: dict[TopicPartition, int]  # those at the group's committed offset
+
+
+def warn_resumed(event: str, resumed: Mapping[TopicPartition, int], action: str) -> None:
+    """One warning naming the committed offsets partitions without a watermark resume from:
+    a commit without a watermark means Redis lost driftmon's data."""
+    if resumed:
+        log.warning(
+            event,
+            resumed_from={f"{t}:{p}": o for (t, p), o in sorted(resumed.items())},
+            action=action,
+        )
 
 
 class StartOffsets:
@@ -44,38 +64,24 @@ class StartOffsets:
         self._metrics = metrics
         self._lost_to: dict[TopicPartition, int] = {}  # log start up to which loss is counted
 
-    def unstarted(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    def unstarted(self, tps: Sequence[TopicPartition]) -> Unstarted:
         """Where partitions without a watermark in Redis start: at the group's committed
         offset, else by the start policy (absolute, where the broker answers). Resolved
         here, not through librdkafka's "no committed offset" error event, which restarts
         the partition only once the application polls (a paused new member would start
-        late). With the policy 'error', or when the group coordinator does not answer,
-        they are assigned without an offset and that error event decides
-        (`restart_target`)."""
-        if not tps or self._policy == "error":
-            return {}
-        try:
-            committed = self._committed(tps)
-        except ServiceError as exc:
-            log.warning("committed_offsets_unavailable", error=str(exc))
-            return {}
+        late). With the policy 'error' a partition without a commit is left out: assigned
+        without an offset, that error event decides (`restart_target`).
+
+        Raises ServiceError when the group coordinator does not answer.
+        """
+        if not tps:
+            return Unstarted({}, {})
+        committed = self._committed(tps)
         resumed = {tp: o for tp, o in committed.items() if o is not None}
-        if resumed:
-            log.warning(
-                "committed_without_watermark",
-                resumed_from={f"{t}:{p}": o for (t, p), o in sorted(resumed.items())},
-                action=(
-                    "the group has committed these partitions but Redis holds no watermark "
-                    "for them: Redis lost driftmon's data (or another application uses this "
-                    "group id). Reading on from the committed offsets; earlier counts are "
-                    "not in the windows"
-                ),
-            )
-        out: dict[TopicPartition, int] = {}
-        for tp in tps:
-            offset = committed.get(tp)
-            out[tp] = self._policy_start(tp) if offset is None else offset
-        return out
+        offsets = dict(resumed)
+        if self._policy != "error":
+            offsets.update((tp, self._policy_start(tp)) for tp in tps if tp not in resumed)
+        return Unstarted(offsets, resumed)
 
     def _policy_start(self, tp: TopicPartition) -> int:
         """The start policy's offset as an absolute one where the broker answers: librdkafka
