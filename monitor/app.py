@@ -26,13 +26,14 @@ from monitor.baseline import load_baseline
 from monitor.clock import Clock
 from monitor.decode import ModelSchema
 from monitor.errors import ConfigError, RedisUnavailable
-from monitor.evaluator import Evaluator, read_states
+from monitor.evaluator import Evaluator
 from monitor.exporter import StateCollector
 from monitor.http import HttpServer
 from monitor.metrics import Metrics
 from monitor.settings import RedisSettings, Settings
 from monitor.source.kafka import LAG_INTERVAL_S, KafkaSource, TopicPartition
 from monitor.source.offsets import warn_resumed
+from monitor.states import read_states
 from monitor.stream import Conflict, Health, Stream
 from monitor.window.keys import Keys
 from monitor.window.store import REDIS_ERRORS, WindowStore

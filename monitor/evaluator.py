@@ -425,21 +425,6 @@ def _active(key: str, state: AlertState) -> dict[str, Any]:
     }
 
 
-def read_states(client: redis.Redis, keys: Keys, model: str | None = None) -> dict[str, Any]:
-    """State documents from Redis: one model's, or {model: doc} for every tracked model."""
-    try:
-        if model is not None:
-            raw = client.get(keys.state(model))
-            return msgspec.json.decode(raw) if raw else {}
-        names = sorted(
-            m.decode() if isinstance(m, bytes) else m for m in client.smembers(keys.models)
-        )
-        docs = client.mget([keys.state(m) for m in names]) if names else []
-    except REDIS_ERRORS as exc:
-        raise RedisUnavailable(f"redis: {exc}") from exc
-    return {m: msgspec.json.decode(d) for m, d in zip(names, docs, strict=True) if d}
-
-
 def _checked(replies: list[Any]) -> list[Any]:
     """The replies, unless one is an error: a missing script, or a bug to surface."""
     for reply in replies:

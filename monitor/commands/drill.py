@@ -34,9 +34,9 @@ from monitor.demo.drill import DrillEvents, pick_feature
 from monitor.demo.tracker import Tracker, Watch, parse_time
 from monitor.demo.traffic import Traffic
 from monitor.errors import InputError, RedisUnavailable
-from monitor.evaluator import read_states
 from monitor.settings import Settings
 from monitor.source.kafka import producer_config
+from monitor.states import read_states
 from monitor.window.keys import Keys
 from monitor.window.store import REDIS_ERRORS
 

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from monitor.app import redis_client
 from monitor.errors import InputError
-from monitor.evaluator import read_states
+from monitor.states import read_states
 from monitor.window.keys import Keys
 
 _STYLE = {"ok": "green", "info": "cyan", "warning": "yellow", "critical": "bold red"}

@@ -17,9 +17,10 @@ from monitor.clock import FakeClock
 from monitor.conversation import Conversation
 from monitor.decode import ModelSchema
 from monitor.evaluate import EvaluationInput, evaluate_model
-from monitor.evaluator import CHUNK, Evaluator, read_states
+from monitor.evaluator import CHUNK, Evaluator
 from monitor.metrics import Metrics
 from monitor.settings import Settings
+from monitor.states import read_states
 from monitor.window.buckets import expire_at, window_buckets
 from monitor.window.counts import parse_bucket
 from monitor.window.keys import Keys
