@@ -200,6 +200,7 @@ class Runner:
         )
         if unstarted.resumed and self._on_state_lost is not None:
             self._on_state_lost()
+        self._stream.started(unstarted.offsets)
         return {**starts, **unstarted.offsets}
 
     def shutdown(self) -> None:

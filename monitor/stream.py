@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,6 +135,15 @@ class Stream:
             self._needs_reset = True
             self._health.redis_ok = False
             return {}
+
+    def started(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Partitions without a watermark start at these offsets: the next flush records
+        each as read up to the offset before it, so a restart resumes there even when
+        nothing was read. Otherwise the start policy would decide again, and with
+        'latest' skip what arrived while driftmon was down."""
+        for tp, offset in offsets.items():
+            if offset >= 0 and tp in self._assigned and tp not in self._replay_floor:
+                self._pending.last_offset.setdefault(tp, offset - 1)
 
     def revoked(self, partitions: Sequence[TopicPartition]) -> None:
         try:

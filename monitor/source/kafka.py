@@ -17,7 +17,7 @@ Library exceptions are mapped to `ServiceError` here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -63,6 +63,10 @@ class Rebalance(Protocol):
         """Return the offset to start each partition at: None when Redis has no watermark
         (the group's committed offset, else the start policy); a partition left out is not
         known yet and is seeked later (`seek_to`)."""
+        ...
+
+    def started(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Partitions without a watermark start at these offsets (absolute where >= 0)."""
         ...
 
     def revoked(self, partitions: Sequence[TopicPartition]) -> None:
@@ -171,6 +175,7 @@ class KafkaSource:
         offsets = self._assigned_unstarted(
             [tp for tp in tps if tp in starts and starts[tp] is None]
         )
+        self._rebalance.started(offsets)
         offsets.update((tp, o) for tp, o in starts.items() if o is not None)
         self._starts.update((tp, o) for tp, o in offsets.items() if o >= 0)
         assign = [

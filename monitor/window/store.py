@@ -96,8 +96,10 @@ return out
 
 _RAISE_OFFSETS = """
 for i = 1, #ARGV, 2 do
-  local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '-1')
-  if tonumber(ARGV[i + 1]) > cur then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  if not cur or tonumber(ARGV[i + 1]) > tonumber(cur) then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
 end
 return 1
 """
@@ -172,7 +174,7 @@ class WindowStore:
         return _parse_offsets(self._call(self._redis.hgetall, self._keys.offsets))
 
     def set_resume_offsets(self, offsets: dict[tuple[str, int], int]) -> None:
-        """Record resume points (only ever moves forward)."""
+        """Record resume points (only ever moves forward; -1: start at offset 0)."""
         if not offsets:
             return
         script_args: list[Any] = []

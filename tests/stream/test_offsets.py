@@ -111,10 +111,14 @@ class Starts:
     def __init__(self, starts: dict[TopicPartition, int | None] | None = None) -> None:
         self.starts = starts or {}
         self.assigned_calls: list[list[TopicPartition]] = []
+        self.started_calls: list[dict[TopicPartition, int]] = []
 
     def assigned(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
         self.assigned_calls.append(list(partitions))
         return {tp: self.starts.get(tp) for tp in partitions}
+
+    def started(self, offsets: dict[TopicPartition, int]) -> None:
+        self.started_calls.append(dict(offsets))
 
     def revoked(self, partitions: Sequence[TopicPartition]) -> None:
         pass
@@ -274,7 +278,8 @@ def test_a_committed_partition_without_watermark_resumes_there_and_says_why(
         group_id=group,
         options={"session.timeout.ms": 6000, "heartbeat.interval.ms": 500},
     )
-    source = KafkaSource(settings, Starts(), metrics=Metrics())
+    starts = Starts()
+    source = KafkaSource(settings, starts, metrics=Metrics())
     source.subscribe()
     with capture_logs() as logs:
         try:
@@ -282,6 +287,9 @@ def test_a_committed_partition_without_watermark_resumes_there_and_says_why(
         finally:
             source.close()
     assert offsets_by_partition(records) == {p: list(range(3 + p, 10)) for p in PARTITIONS}
+    # the stream is told, to record the starts even if nothing is read before a restart
+    started = {tp: o for call in starts.started_calls for tp, o in call.items()}
+    assert started == {(TOPIC, p): 3 + p for p in PARTITIONS}
     warning = next(e for e in logs if e["event"] == "committed_without_watermark")
     assert warning["resumed_from"] == {f"{TOPIC}:{p}": 3 + p for p in PARTITIONS}
 
@@ -361,3 +369,55 @@ def test_the_daemon_counts_what_is_left_after_retention_exactly(
         assert "kafka_messages_lost" in daemon.log_text()
     finally:
         daemon.stop()
+
+
+def test_a_restart_reads_what_arrived_while_down_on_partitions_never_read_before(
+    tmp_path: Path,
+    cluster: MockCluster,
+    shared_redis: redis.Redis,
+    shared_redis_url: str,
+    prefix: str,
+    baselines: dict[str, Path],
+) -> None:
+    """With the default start policy (latest) the first run starts every partition at the
+    log end and reads nothing; what is produced while the daemon is stopped is read by the
+    next run, not skipped by the policy deciding again."""
+    config = write_config(
+        tmp_path,
+        bootstrap=cluster.bootstrap,
+        topic=TOPIC,
+        redis_url=shared_redis_url,
+        prefix=prefix,
+        baselines=baselines,
+        kafka={"options": {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}},
+    )
+    produce(cluster.bootstrap, [{"model": "unknown-model"}] * 40)  # before: never counted
+    daemon = Daemon(config, tmp_path).start()
+    try:
+        wait_for(lambda: "partitions_assigned" in daemon.log_text(), 60, what="assignment")
+    finally:
+        assert daemon.terminate() == 0
+    starts = {
+        tuple(field.decode().rsplit(":", 1)): int(value)
+        for field, value in shared_redis.hgetall(f"{prefix}:offsets").items()
+    }
+    assert starts == {
+        (TOPIC, str(p)): high - 1 for p, (_low, high) in watermarks(cluster.bootstrap).items()
+    }
+
+    events = make_events(600, seed=5, now=time.time())
+    produce(cluster.bootstrap, events)
+    expected = expected_counts(events, baselines)
+    want = {m: expected[m]["n"] for m in ("fraud", "churn")}
+    daemon.start()
+    try:
+        wait_for(
+            lambda: {m: redis_counts(shared_redis, prefix, m)["n"] for m in want} == want,
+            90,
+            what=f"counts {want}",
+        )
+        time.sleep(1.0)
+        for model in ("fraud", "churn"):
+            assert_exact(redis_counts(shared_redis, prefix, model), expected[model])
+    finally:
+        assert daemon.terminate() == 0
