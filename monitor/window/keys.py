@@ -11,6 +11,7 @@ Internal:
                                         bucket (the evaluator re-reads only changed buckets)
     <prefix>:{<model>}:wm               hash: "<topic>:<partition>" -> last offset applied
     <prefix>:offsets                    hash: "<topic>:<partition>" -> offset every model applied
+                                        (a start without reads: the start offset - 1)
     <prefix>:{<model>}:alertstate       JSON: the alert state machine of the model
     <prefix>:{<model>}:lease            string: the replica evaluating the model (PX TTL)
     <prefix>:{<model>}:progress         hash: flushed_at, newest (message time) of the last flush
