@@ -37,7 +37,6 @@ from tests.stream.harness import (
     make_events,
     redis_counts,
     wait_for,
-    write_config,
 )
 
 pytestmark = pytest.mark.timeout(240)
@@ -51,6 +50,17 @@ PAD = "x" * 2000
 def cluster() -> Iterator[MockCluster]:
     with MockCluster() as mock:
         yield mock
+
+
+@pytest.fixture
+def broker(cluster: MockCluster) -> str:
+    """`make_config`'s broker: the mock cluster (see the module docstring)."""
+    return cluster.bootstrap
+
+
+@pytest.fixture
+def topic() -> str:
+    return TOPIC  # the mock cluster auto-creates it
 
 
 def produce(bootstrap: str, values: Sequence[Any], partition: int | None = None) -> list[int]:
@@ -308,7 +318,7 @@ def test_the_daemon_counts_what_is_left_after_retention_exactly(
     tmp_path: Path,
     cluster: MockCluster,
     shared_redis: redis.Redis,
-    shared_redis_url: str,
+    make_config: Callable[..., Path],
     prefix: str,
     baselines: dict[str, Path],
 ) -> None:
@@ -316,14 +326,7 @@ def test_the_daemon_counts_what_is_left_after_retention_exactly(
     now = time.time()
     events = [{**e, "request_id": PAD} for e in make_events(8_000, seed=11, now=now)]
     first, rest = events[:400], events[400:]
-    config = write_config(
-        tmp_path,
-        bootstrap=cluster.bootstrap,
-        topic=TOPIC,
-        redis_url=shared_redis_url,
-        prefix=prefix,
-        baselines=baselines,
-    )
+    config = make_config()
     totals = expected_counts(first, baselines)
     want = {m: totals[m]["n"] for m in ("fraud", "churn")}
     first_landed = produce(cluster.bootstrap, first)
@@ -375,21 +378,16 @@ def test_a_restart_reads_what_arrived_while_down_on_partitions_never_read_before
     tmp_path: Path,
     cluster: MockCluster,
     shared_redis: redis.Redis,
-    shared_redis_url: str,
+    make_config: Callable[..., Path],
     prefix: str,
     baselines: dict[str, Path],
 ) -> None:
     """With the default start policy (latest) the first run starts every partition at the
     log end and reads nothing; what is produced while the daemon is stopped is read by the
     next run, not skipped by the policy deciding again."""
-    config = write_config(
-        tmp_path,
-        bootstrap=cluster.bootstrap,
-        topic=TOPIC,
-        redis_url=shared_redis_url,
-        prefix=prefix,
-        baselines=baselines,
-        kafka={"options": {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}},
+    # the default start policy: no auto.offset.reset
+    config = make_config(
+        kafka={"options": {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}}
     )
     produce(cluster.bootstrap, [{"model": "unknown-model"}] * 40)  # before: never counted
     daemon = Daemon(config, tmp_path).start()
