@@ -35,7 +35,7 @@ from monitor.baseline import (
     to_numeric,
 )
 from monitor.errors import InputError
-from monitor.kernels import bin_matrix, count_codes, divergence_rows, pad_edges, quality_ratios
+from monitor.kernels import bin_numeric, count_codes, divergence_rows, quality_ratios
 from monitor.settings import Rules
 from monitor.severity import classify_feature, max_severity
 from monitor.tables import LATENCY, Column, Table
@@ -111,19 +111,15 @@ def _numeric_counts(
     if not values:
         return {}
     numeric = [p for n in values if isinstance(p := baseline.features[n], NumericProfile)]
-    matrix = np.column_stack([v[valid] for v in values.values()])
-    result = bin_matrix(
-        matrix,
-        pad_edges([p.edges for p in numeric]),
-        np.array([p.min for p in numeric]),
-        np.array([p.max for p in numeric]),
-    )
-    return {
-        p.name: _Counts(
-            result.counts[j, : p.nbins], int(result.missing[j]), int(result.out_of_range[j])
+    counts: dict[str, _Counts] = {}
+    # One column at a time: stacking the columns into the (n x F) matrix of `bin_matrix`
+    # cost more than binning them (0.32 of 0.49 s for 1 M rows x 21 columns, measured).
+    for profile, column in zip(numeric, values.values(), strict=True):
+        result = bin_numeric(column[valid], profile.edges, profile.min, profile.max)
+        counts[profile.name] = _Counts(
+            result.counts[0, : profile.nbins], int(result.missing[0]), int(result.out_of_range[0])
         )
-        for j, p in enumerate(numeric)
-    }
+    return counts
 
 
 def _categorical_counts(
