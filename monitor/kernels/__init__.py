@@ -13,6 +13,7 @@ from monitor.kernels.latency import (
     insert_latencies,
     latency_quantiles,
     latency_sum,
+    latency_summaries,
     new_histogram,
 )
 from monitor.kernels.quality import enough_samples, psi_chi2_threshold, quality_ratios
@@ -30,6 +31,7 @@ __all__ = [
     "js_divergence",
     "latency_quantiles",
     "latency_sum",
+    "latency_summaries",
     "new_histogram",
     "pad_edges",
     "psi",
