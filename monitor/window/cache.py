@@ -66,6 +66,9 @@ class WindowCache:
         self._versions: dict[int, bytes | None] = {}  # of every bucket read, empty or not
         self._starts: list[int] = []
         self._sums = {name: np.zeros(layout.size, dtype=np.int64) for name in windows}
+        self._totals = {
+            name: Counts(layout, _read_only(total)) for name, total in self._sums.items()
+        }
         self._last_traffic: int | None = None  # of `_buckets`, kept by `update`
         self._generation = 0
 
@@ -142,12 +145,20 @@ class WindowCache:
                     total[after.slots] += after.values
 
     def totals(self) -> dict[str, Counts]:
-        """Each window's summed counts (copies)."""
-        return {name: Counts(self._layout, total.copy()) for name, total in self._sums.items()}
+        """Each window's summed counts: read-only views, which the next `update` changes
+        (copy `flat` to keep them). Views, because evaluating 100 models reads 200 sums
+        of ~2,000 slots every round, and builds nothing else from them."""
+        return dict(self._totals)
 
     def last_traffic(self) -> int | None:
         """Start of the newest bucket holding events, None if none does."""
         return self._last_traffic
+
+
+def _read_only(array: IntArray) -> IntArray:
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 def _oldest(starts: Sequence[int], length: int) -> float:
