@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from monitor.kernels._jit import kernel
 from monitor.window.counts import EVENTS, Counts, IntArray, Layout
 
 
@@ -138,11 +139,10 @@ class WindowCache:
                 after = after if start >= new_lo else None
                 if before is after:
                     continue
-                # A bucket's slots are distinct: fancy-index arithmetic adds each once.
                 if before is not None:
-                    total[before.slots] -= before.values
+                    _add_sparse(total, before.slots, before.values, -1)
                 if after is not None:
-                    total[after.slots] += after.values
+                    _add_sparse(total, after.slots, after.values, 1)
 
     def totals(self) -> dict[str, Counts]:
         """Each window's summed counts: read-only views, which the next `update` changes
@@ -153,6 +153,19 @@ class WindowCache:
     def last_traffic(self) -> int | None:
         """Start of the newest bucket holding events, None if none does."""
         return self._last_traffic
+
+
+@kernel
+def _add_sparse(
+    total: IntArray,
+    slots: npt.NDArray[np.int32],
+    values: npt.NDArray[np.int32] | IntArray,
+    sign: int,
+) -> None:
+    """total[slots] += sign * values. One call, not numpy fancy indexing (which converts
+    the int32 slots to intp first): 4 of these per model per round."""
+    for i in range(slots.shape[0]):
+        total[slots[i]] += sign * np.int64(values[i])
 
 
 def _read_only(array: IntArray) -> IntArray:
