@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench import MODULES
 from bench.core import Config
-from bench.report import Section, machine, render, replace_sections
+from bench.report import Section, machine, render, replace_sections, speed_probe
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     names = args.modules or list(MODULES)
     info = machine()
     sections = [run_module(name, config) for name in names]
+    info["single-core speed at end"] = speed_probe()
 
     command = " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)])
     if args.update is not None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import platform
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -38,6 +40,22 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def speed_probe() -> str:
+    """How fast one core runs plain Python right now: a fixed loop, best of 3 (seconds).
+
+    The hosts of this machine kind differ ~2.5x in speed, and one host's speed moves
+    with its neighbours' load: a slower evaluation round on a slower probe is the host,
+    not the code. Taken at the start and at the end of a run."""
+    best = math.inf
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return f"{best:.2f} s for 10 M additions in a Python loop (best of 3; lower is faster)"
+
+
 def machine() -> dict[str, str]:
     """What the numbers depend on, in the order the report lists them."""
     info = {
@@ -48,6 +66,7 @@ def machine() -> dict[str, str]:
         "load average (1/5/15 min) at start": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
         "OS": platform.platform(),
         "python": sys.version.split()[0],
+        "single-core speed at start": speed_probe(),
     }
     for name in PACKAGES:
         try:
