@@ -26,6 +26,7 @@ from bench.core import Config, Row, Target, measure
 from monitor.app import tune_gc
 from monitor.baseline import baseline_from_document, build_baseline
 from monitor.clock import FakeClock
+from monitor.conversation import raw_replies
 from monitor.decode import ModelSchema
 from monitor.evaluate import EvaluationInput, WindowTotals, evaluate_totals
 from monitor.evaluator import Evaluator
@@ -34,7 +35,7 @@ from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.window.buckets import expire_at, window_buckets
 from monitor.window.cache import WindowCache
-from monitor.window.counts import layout_of, parse_packed
+from monitor.window.counts import layout_of, parse_raw
 from monitor.window.keys import Keys
 from monitor.window.store import BucketDelta, WindowStore, parse_versions
 from tests.services import RedisServer
@@ -169,15 +170,16 @@ def _alone(config: Config, setup: _Setup) -> tuple[list[float], ...]:
     """Reading and parsing the current buckets, parsing all, evaluating: each alone."""
     quick = Config(repeat=config.repeat, min_run_s=0.0 if config.quick else 0.1)
     layout = layout_of(setup.schema)
-    current = [(m, setup.starts[-1]) for m in setup.models]
-    packed_current = setup.store.read_packed(current)
-    packed_all = setup.store.read_packed([(m, s) for m in setup.models for s in setup.starts])
+    keys = Keys(PREFIX)
+    current = [("HGETALL", keys.bucket(m, setup.starts[-1])) for m in setup.models]
+    every = [("HGETALL", keys.bucket(m, s)) for m in setup.models for s in setup.starts]
+    raw_current, raw_all = raw_replies(setup.client, current), raw_replies(setup.client, every)
     caches = []
     for i, model in enumerate(setup.models):
         cache = WindowCache(layout, {w: s // BUCKET for w, s in WINDOWS.items()})
         versions = parse_versions(setup.client.hgetall(Keys(PREFIX).bucket_versions(model)))
-        flats = packed_all[i * len(setup.starts) : (i + 1) * len(setup.starts)]
-        parsed = {s: parse_packed(layout, p) for s, p in zip(setup.starts, flats, strict=True)}
+        flats = raw_all[i * len(setup.starts) : (i + 1) * len(setup.starts)]
+        parsed = {s: parse_raw(layout, r) for s, r in zip(setup.starts, flats, strict=True)}
         cache.update(setup.starts, versions, parsed)
         caches.append(cache)
     spec = EvaluationInput(
@@ -195,9 +197,9 @@ def _alone(config: Config, setup: _Setup) -> tuple[list[float], ...]:
             result.findings_for({})
 
     timings = (
-        measure(lambda: setup.store.read_packed(current), quick, warmup=1),
-        measure(lambda: [parse_packed(layout, p) for p in packed_current], quick, warmup=1),
-        measure(lambda: [parse_packed(layout, p) for p in packed_all], quick, warmup=1),
+        measure(lambda: raw_replies(setup.client, current), quick, warmup=1),
+        measure(lambda: [parse_raw(layout, r) for r in raw_current], quick, warmup=1),
+        measure(lambda: [parse_raw(layout, r) for r in raw_all], quick, warmup=1),
         measure(evaluate_only, quick, warmup=1),
     )
     return tuple([s * 1000 for s in samples] for samples in timings)

@@ -49,10 +49,11 @@ from monitor.evaluate import (
     iso_time,
 )
 from monitor.metrics import Metrics
+from monitor.resp import split_array
 from monitor.settings import Rules, Settings
 from monitor.window.buckets import window_buckets
 from monitor.window.cache import WindowCache
-from monitor.window.counts import Layout, layout_of, parse_packed
+from monitor.window.counts import Layout, layout_of, parse_raw
 from monitor.window.keys import Keys
 from monitor.window.store import REDIS_ERRORS, WindowStore, parse_progress, parse_versions
 
@@ -209,8 +210,9 @@ class Evaluator:
         talk.overlapped(
             [plans[i : i + CHUNK] for i in range(0, len(plans), CHUNK)],
             self._reads,
-            lambda chunk, packed: self._evaluate_chunk(chunk, packed, now, docs),
+            lambda chunk, raw: self._evaluate_chunk(chunk, raw, now, docs),
             _checked,
+            raw_reads=True,
         )
         return held, docs
 
@@ -237,13 +239,14 @@ class Evaluator:
         return packed
 
     def _reads(self, plans: list[_Plan]) -> list[tuple[Any, ...]]:
-        """A command per stale bucket; one for all of a model's without versions (idle)."""
-        commands = []
+        """An HGETALL per stale bucket; one command for all of a model's without versions
+        (idle). Their replies are read raw (`Conversation.send`)."""
+        commands: list[tuple[Any, ...]] = []
         for p in plans:
             if p.versions is None:
-                commands.append(self._store.packed_reads(p.model, p.stale))
+                commands.append(self._store.bucket_reads(p.model, p.stale))
             else:
-                commands += [self._store.packed_read(p.model, start) for start in p.stale]
+                commands += [("HGETALL", self._keys.bucket(p.model, s)) for s in p.stale]
         return commands
 
     def _held_now(self, models: list[str], replies: list[Any]) -> list[str]:
@@ -290,23 +293,18 @@ class Evaluator:
         return plans
 
     def _evaluate_chunk(
-        self, plans: list[_Plan], packed: list[Any], now: float, docs: dict[str, bytes]
+        self, plans: list[_Plan], raw: list[bytes], now: float, docs: dict[str, bytes]
     ) -> list[tuple[Any, ...]]:
         """Evaluate `plans` with their re-read buckets; returns the commands saving them.
 
-        `packed` holds the replies of `_reads(plans)`: per stale bucket a packed hash,
-        or for a model without versions the list of them."""
+        `raw` holds the replies of `_reads(plans)` as Redis sent them: per stale bucket
+        its HGETALL reply, or for a model without versions the array of them."""
         bucket_seconds = self._settings.windows.bucket_seconds
-        replies = iter(packed)
+        replies = iter(raw)
         specs = []
         for p in plans:
-            blobs: list[bytes] = (
-                next(replies) if p.versions is None else [next(replies) for _ in p.stale]
-            )
-            fetched = {
-                start: parse_packed(p.config.layout, blob) if blob else None
-                for start, blob in zip(p.stale, blobs, strict=True)
-            }
+            hashes = iter(split_array(next(replies))) if p.versions is None else replies
+            fetched = {start: parse_raw(p.config.layout, next(hashes)) for start in p.stale}
             p.cache.update(p.starts, p.versions, fetched)
             specs.append(
                 EvaluationInput(

@@ -8,9 +8,9 @@ Every `Counts` is one flat int64 vector; its fields (`numeric`, `latency`, ...) 
 into it, so a window sum is one vector addition. `Layout` fixes where each field lives
 for a schema and maps every field name the writer can produce to its slot, so parsing a
 hash is a lookup per field and a scatter-add, with no string splitting: `parse_bucket`
-for a decoded hash, `parse_packed` (one numba pass, `monitor.window.packed`) for the
-packed form the evaluator reads. Names outside the map go through the hash's grammar
-(`Layout.slot_of`), so odd spellings count as they always did.
+for a decoded hash, `parse_raw` (one numba pass, `monitor.window.raw_hash`) for the
+HGETALL reply the evaluator reads as Redis sent it. Names outside the map go through the
+hash's grammar (`Layout.slot_of`), so odd spellings count as they always did.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from monitor.decode import ModelSchema, Reason
 from monitor.kernels import N_BUCKETS
-from monitor.window.packed import SlotTable, scatter_packed
+from monitor.window.raw_hash import SlotTable, scatter_resp
 
 IntArray = npt.NDArray[np.int64]
 SlotArray = npt.NDArray[np.intp]
@@ -114,7 +114,7 @@ class Layout:
 
     @cached_property
     def slot_table(self) -> SlotTable:
-        """`slots` for the one-pass packed parser."""
+        """`slots` for the one-pass parser of raw replies."""
         return SlotTable.build([(name.encode(), slot) for name, slot in self.slots.items()])
 
     @cached_property
@@ -305,18 +305,17 @@ def parse_bucket(schema: ModelSchema, fields: Mapping[str, int]) -> Counts:
     return Counts(layout, _scatter(layout, np.array(slots, dtype=np.intp), values))
 
 
-def parse_packed(layout: Layout, packed: bytes) -> IntArray:
-    """The flat counts of a hash packed as name, value, name, value, ... joined by 0xFF.
-
-    0xFF never occurs in UTF-8, so field names (feature names may hold any character)
-    split unambiguously (`monitor.window.store.read_packed`). Same rules as `parse_bucket`.
+def parse_raw(layout: Layout, raw: bytes) -> IntArray | None:
+    """The flat counts of an HGETALL reply as Redis sent it; None for no fields (there is
+    no such hash). Same rules as `parse_bucket`; ValueError if `raw` is not such a reply.
     """
     flat = np.zeros(layout.size, dtype=np.int64)
-    for name, value in scatter_packed(layout.slot_table, packed, flat):
+    fields, unknown = scatter_resp(layout.slot_table, raw, flat)
+    for name, value in unknown:
         slot = _slot_of_bytes(layout, name)
         if slot >= 0:
             flat[slot] += value
-    return flat
+    return flat if fields else None
 
 
 def _slot_of_bytes(layout: Layout, name: bytes) -> int:

@@ -19,9 +19,8 @@ An evaluator that cached a bucket's counts with that id needs not read the bucke
 until the id changes; ids never repeat, so a Redis restart or flush, after which ids
 start over, cannot make stale counts look current. When a bucket first appears, the
 versions of expired buckets are dropped and the hash's TTL follows the newest bucket.
-`read_packed` returns a bucket hash as one string (fields and values joined by 0xFF,
-which UTF-8 never contains), which Redis builds and Python splits much faster than a
-reply of 2 x fields strings; `monitor.window.counts.parse_packed` reads it.
+The evaluator reads buckets with HGETALL, as raw replies (`monitor.conversation`), and
+`monitor.window.counts.parse_raw` parses them; `bucket_reads` reads many in one call.
 """
 
 from __future__ import annotations
@@ -84,12 +83,10 @@ end
 return 1
 """
 
-_READ_PACKED = "return table.concat(redis.call('HGETALL', KEYS[1]), '\\255')"
-
 _READ_MANY = """
 local out = {}
 for i = 1, #KEYS do
-  out[i] = table.concat(redis.call('HGETALL', KEYS[i]), '\\255')
+  out[i] = redis.call('HGETALL', KEYS[i])
 end
 return out
 """
@@ -138,7 +135,6 @@ class WindowStore:
         self._keys = keys
         self._apply = client.register_script(_APPLY)
         self._raise_offsets = client.register_script(_RAISE_OFFSETS)
-        self._read_packed = client.register_script(_READ_PACKED)
         self._read_many = client.register_script(_READ_MANY)
         self._id = uuid.uuid4().hex[:16]
         self._calls = itertools.count()
@@ -201,31 +197,17 @@ class WindowStore:
         if names:
             self._call(self._redis.sadd, self._keys.models, *names)
 
-    def packed_read(self, model: str, start: int) -> tuple[Any, ...]:
-        """The command `read_packed` sends for one bucket, for callers that pipeline it
-        themselves (`monitor.conversation`); needs `load_scripts` first."""
-        return ("EVALSHA", self._read_packed.sha, 1, self._keys.bucket(model, start))
-
-    def packed_reads(self, model: str, starts: Sequence[int]) -> tuple[Any, ...]:
-        """One command reading several of a model's buckets: its reply is the list of
-        their packed hashes (b"" for a missing one). For a model without versions, whose
-        buckets are mostly missing: one command instead of one per bucket."""
+    def bucket_reads(self, model: str, starts: Sequence[int]) -> tuple[Any, ...]:
+        """One command reading several of a model's buckets: its reply is the array of
+        their HGETALL replies (empty for a missing one). For a model without versions,
+        whose buckets are mostly missing: one command instead of one per bucket. Needs
+        `load_scripts` first."""
         keys = [self._keys.bucket(model, start) for start in starts]
         return ("EVALSHA", self._read_many.sha, len(keys), *keys)
 
     def load_scripts(self) -> None:
-        """Make sure Redis knows the read scripts (after a restart it does not)."""
-        for script in (_READ_PACKED, _READ_MANY):
-            self._call(self._redis.script_load, script)
-
-    def read_packed(self, buckets: Sequence[tuple[str, int]]) -> list[bytes]:
-        """The (model, start) buckets' hashes, packed (module docstring); one round trip."""
-        if not buckets:
-            return []
-        pipe = self._redis.pipeline(transaction=False)
-        for model, start in buckets:
-            self._read_packed(keys=[self._keys.bucket(model, start)], client=pipe)
-        return [bytes(blob) for blob in self._call(pipe.execute)]
+        """Make sure Redis knows the read script (after a restart it does not)."""
+        self._call(self._redis.script_load, _READ_MANY)
 
     @staticmethod
     def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Bucket hashes -> flat counts: the slot map and packed parsing agree with the grammar."""
+"""Bucket hashes -> flat counts: the slot map and raw-reply parsing agree with the grammar."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from monitor.baseline import baseline_from_document, build_baseline
 from monitor.decode import ModelSchema
 from monitor.kernels import N_BUCKETS
-from monitor.window.counts import Counts, layout_of, parse_bucket, parse_packed
+from monitor.window.counts import Counts, layout_of, parse_bucket, parse_raw
 
 
 def _naive(schema: ModelSchema, fields: dict[str, int]) -> dict[str, object]:
@@ -96,17 +96,28 @@ def _fields(rng: np.random.Generator, schema: ModelSchema) -> dict[str, int]:
     return {pool[i]: int(rng.integers(0, 10**6)) for i in chosen}
 
 
-def _pack(fields: dict[str, int]) -> bytes:
-    return b"\xff".join(part for k, v in fields.items() for part in (k.encode(), b"%d" % v))
+def _bulk(data: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+def _hgetall_reply(fields: dict[str, int], resp3: bool = False) -> bytes:
+    """HGETALL's reply as the protocol spells it: RESP2 array or RESP3 map of bulk strings."""
+    head = b"%%%d\r\n" % len(fields) if resp3 else b"*%d\r\n" % (2 * len(fields))
+    return head + b"".join(_bulk(k.encode()) + _bulk(b"%d" % v) for k, v in fields.items())
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_parse_bucket_and_packed_follow_the_grammar(schema: ModelSchema, seed: int) -> None:
+def test_parse_bucket_and_raw_follow_the_grammar(schema: ModelSchema, seed: int) -> None:
     fields = _fields(np.random.default_rng(seed), schema)
     expected = _naive(schema, fields)
     assert _plain(parse_bucket(schema, fields)) == expected
     layout = layout_of(schema)
-    assert _plain(Counts(layout, parse_packed(layout, _pack(fields)))) == expected
+    for resp3 in (False, True):
+        flat = parse_raw(layout, _hgetall_reply(fields, resp3))
+        if fields:
+            assert flat is not None and _plain(Counts(layout, flat)) == expected
+        else:
+            assert flat is None
 
 
 def test_every_field_the_writer_produces_has_a_slot(schema: ModelSchema) -> None:
@@ -130,10 +141,24 @@ def test_counts_fields_are_views_of_the_flat_vector(schema: ModelSchema) -> None
     assert int(other.flat.sum()) == 2 * int(counts.flat.sum())
 
 
-def test_empty_and_malformed_packed_hashes(schema: ModelSchema) -> None:
+def test_empty_and_malformed_raw_hashes(schema: ModelSchema) -> None:
     layout = layout_of(schema)
-    assert not parse_packed(layout, b"").any()
-    for malformed in (b"n\xff1\xffx", b"n\xff1\xffign\xff2.5", b"n\xff", b"n\xff-", b"n\xff1 "):
-        with pytest.raises(ValueError, match="alternate names and integer values"):
-            parse_packed(layout, malformed)
-    assert parse_packed(layout, b"n\xff-3\xffign\xff4")[0] == -3
+    assert parse_raw(layout, b"*0\r\n") is None and parse_raw(layout, b"%0\r\n") is None
+    good = _hgetall_reply({"n": 1, "ign": 2})
+    for malformed in (
+        b"",
+        b"*1\r\n" + _bulk(b"n"),  # a name without a value
+        b"*2\r\n" + _bulk(b"n"),  # the reply stops early
+        _hgetall_reply({"n": 1})[:-1],  # ... in the last CRLF
+        b"*2\r\n" + _bulk(b"n") + _bulk(b"2.5"),  # not an integer
+        b"*2\r\n" + _bulk(b"n") + _bulk(b"-"),
+        b"*2\r\n" + _bulk(b"n") + b":1\r\n",  # not a bulk string
+        b"*2\r\n$2\r\nn\r\n" + _bulk(b"1"),  # a length that does not fit
+        good + b"+OK\r\n",  # more than one reply
+        b"$1\r\nn\r\n",  # not a hash
+        b"*x\r\n",
+    ):
+        with pytest.raises(ValueError, match="not an HGETALL reply of integer values"):
+            parse_raw(layout, malformed)
+    flat = parse_raw(layout, _hgetall_reply({"n": -3, "ign": 4}))
+    assert flat is not None and flat[0] == -3

@@ -1,4 +1,4 @@
-"""Bucket versions and packed reads of WindowStore, on a real Redis."""
+"""Bucket versions of WindowStore and raw bucket reads, on a real Redis."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import numpy as np
 import redis
 
 from monitor.baseline import baseline_from_document, build_baseline
+from monitor.conversation import raw_replies
 from monitor.decode import ModelSchema
+from monitor.resp import split_array
 from monitor.window.buckets import expire_at
-from monitor.window.counts import layout_of, parse_bucket, parse_packed
+from monitor.window.counts import IntArray, Layout, layout_of, parse_bucket, parse_raw
 from monitor.window.keys import Keys
 from monitor.window.store import (
     ApplyResult,
@@ -74,7 +76,7 @@ def test_a_new_bucket_drops_versions_of_expired_buckets(
     assert abs(ttl - (now + span - time.time())) < 5  # lives as long as the newest bucket
 
 
-def test_packed_read_parses_like_the_hash(redis_client: redis.Redis, key_prefix: str) -> None:
+def test_raw_read_parses_like_the_hash(redis_client: redis.Redis, key_prefix: str) -> None:
     rng = np.random.default_rng(4)
     doc = build_baseline(
         "m",
@@ -88,11 +90,23 @@ def test_packed_read_parses_like_the_hash(redis_client: redis.Redis, key_prefix:
     fields = {"n": 40, "f:x:0": 12, "f:x:3": 28, "f:x:m": 2, "f:ü:c:1": 40, "l:450": 40}
     fields |= {"x:bad_json": 3, "ign": 5, "f:dropped:2": 7}
     store.apply("m", [], [_delta(now, fields)])
-    packed, empty = store.read_packed([("m", now), ("m", now - 60)])
+    reads = [("HGETALL", keys.bucket("m", now)), ("HGETALL", keys.bucket("m", now - 60))]
+    store.load_scripts()
+    many = store.bucket_reads("m", [now - 60, now])
+    current, empty, both = raw_replies(redis_client, [*reads, many])
     layout = layout_of(schema)
-    raw = redis_client.hgetall(keys.bucket("m", now))
-    as_dict = parse_bucket(schema, {k.decode(): int(v) for k, v in raw.items()})
-    assert parse_packed(layout, packed).tolist() == as_dict.flat.tolist()
+    decoded = redis_client.hgetall(keys.bucket("m", now))
+    as_dict = parse_bucket(schema, {k.decode(): int(v) for k, v in decoded.items()})
+    parsed = parse_raw(layout, current)
+    assert parsed is not None and parsed.tolist() == as_dict.flat.tolist()
     assert as_dict.events == 40 and as_dict.invalid == 3 and as_dict.categorical[0][1] == 40
-    assert empty == b"" and not parse_packed(layout, empty).any()
-    assert store.read_packed([]) == []
+    assert parse_raw(layout, empty) is None
+    assert _same_hash(split_array(both), layout, parsed)
+    assert raw_replies(redis_client, []) == []
+
+
+def _same_hash(hashes: list[bytes], layout: Layout, parsed: IntArray) -> bool:
+    """The script's array holds the missing bucket, then the same counts (its field order
+    may differ from a plain HGETALL's)."""
+    missing, current = (parse_raw(layout, raw) for raw in hashes)
+    return missing is None and current is not None and current.tolist() == parsed.tolist()
