@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from fractions import Fraction
 
 EPSILON = 1e-4  # unsmoothed PSI: an empty bin's proportion, as Evidently does
 
@@ -67,9 +68,28 @@ def psi(ref: Sequence[float], cur: Sequence[float], alpha: float = 0.5) -> float
     """PSI = Σ (q_i - p_i)·ln(q_i / p_i); NaN when either side has no counts."""
     if sum(ref) <= 0 or sum(cur) <= 0:
         return math.nan
+    if alpha > 0:  # exact fractions: with a denormal alpha, float proportions underflow
+        pf, qf = _exact_proportions(ref, alpha), _exact_proportions(cur, alpha)
+        return sum(float(qi - pi) * _ln_ratio(qi, pi) for pi, qi in zip(pf, qf, strict=True))
     p = proportions(ref, alpha)
     q = proportions(cur, alpha)
     return sum((qi - pi) * math.log(qi / pi) for pi, qi in zip(p, q, strict=True))
+
+
+def _exact_proportions(counts: Sequence[float], alpha: float) -> list[Fraction]:
+    a = Fraction(alpha)
+    total = sum(map(Fraction, counts)) + len(counts) * a
+    return [(Fraction(c) + a) / total for c in counts]
+
+
+def _ln_ratio(q: Fraction, p: Fraction) -> float:
+    """ln(q / p) from the integers (math.log takes ints of any size)."""
+    return (
+        math.log(q.numerator)
+        - math.log(q.denominator)
+        - math.log(p.numerator)
+        + math.log(p.denominator)
+    )
 
 
 def kl2(p: Sequence[float], m: Sequence[float]) -> float:

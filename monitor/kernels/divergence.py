@@ -6,7 +6,9 @@ PSI (natural log), smoothed with a pseudocount alpha:
     p_i = (r_i + alpha) / (R + K·alpha),  q_i = (c_i + alpha) / (C + K·alpha)
     PSI = Σ (q_i - p_i) · ln(q_i / p_i)
 With alpha = 0 the proportions are unsmoothed and an empty bin's proportion is replaced
-by epsilon = 1e-4, as Evidently does. PSI is NaN when R or C is 0.
+by epsilon = 1e-4, as Evidently does. PSI is NaN when R or C is 0. A pseudocount so
+small that a proportion underflows to 0 (or q/p overflows) takes ln q - ln p from the
+logs of the counts instead, so any alpha > 0 gives a finite PSI.
 Reference: Yurdakul, "Statistical properties of population stability index" (2018).
 
 Jensen-Shannon (base 2, unsmoothed, 0·log 0 = 0):
@@ -30,6 +32,7 @@ from monitor.kernels._jit import kernel
 FloatArray = npt.NDArray[np.float64]
 
 EPSILON = 1e-4  # unsmoothed PSI: empty-bin proportion, as in Evidently
+_TINY = 1e-300  # smoothed proportions at least this large neither underflow nor overflow q/p
 
 
 @kernel
@@ -41,6 +44,9 @@ def _psi(ref: FloatArray, cur: FloatArray, k: int, alpha: float) -> float:
         C += cur[i]
     if R <= 0.0 or C <= 0.0:
         return math.nan
+    # A pseudocount so small that a proportion may underflow (or q/p overflow): ln q - ln p
+    # from the logs of the counts. Checked once, so the common loop stays as it was.
+    tiny = alpha > 0.0 and min(alpha / (R + k * alpha), alpha / (C + k * alpha)) < _TINY
     total = 0.0
     for i in range(k):
         if alpha > 0.0:
@@ -53,7 +59,12 @@ def _psi(ref: FloatArray, cur: FloatArray, k: int, alpha: float) -> float:
                 p = EPSILON
             if q == 0.0:
                 q = EPSILON
-        total += (q - p) * math.log(q / p)
+        if tiny:
+            log_q = math.log(cur[i] + alpha) - math.log(C + k * alpha)
+            log_p = math.log(ref[i] + alpha) - math.log(R + k * alpha)
+            total += (q - p) * (log_q - log_p)
+        else:
+            total += (q - p) * math.log(q / p)
     return total
 
 

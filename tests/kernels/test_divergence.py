@@ -144,6 +144,20 @@ def test_divergence_rows_equals_per_row_psi_and_js(
         assert dist_out[j] == pytest.approx(jensenshannon(r, c, base=2), **TOL)
 
 
+@pytest.mark.parametrize("alpha", [5e-324, 1e-320, 1e-300])
+def test_a_denormal_pseudocount_gives_a_finite_psi(alpha: float) -> None:
+    """Found by hypothesis: with alpha = 5e-324 an empty bin's proportion underflows to 0
+    and ln(q/p) divided by zero (the kernel raised ZeroDivisionError)."""
+    ref, cur = np.array([0.0, 2.0, 0.0]), np.array([0.0, 1.0, 3.0])
+    got = psi(ref, cur, alpha)
+    assert math.isfinite(got) and got > 0
+    assert got == pytest.approx(naive.psi(ref.tolist(), cur.tolist(), alpha), **TOL)
+    rows, _, _ = divergence_rows(
+        np.vstack([ref, cur]), np.vstack([cur, ref]), np.array([3, 3]), alpha
+    )
+    assert rows.tolist() == pytest.approx([got, psi(cur, ref, alpha)], **TOL)
+
+
 def test_divergence_rows_of_no_features() -> None:
     empty = np.zeros((0, 5))
     psi_out, jsd_out, dist_out = divergence_rows(empty, empty, np.zeros(0, dtype=np.int64))
