@@ -6,8 +6,9 @@ jitted function behind it and writes it to the cache. A restart then loads machi
 code instead of paying the JIT again.
 
 The script fails (exit 1, naming the function) when a jitted function in
-`monitor.kernels` was not compiled, so a kernel added without a warm-up call here breaks
-the image build instead of silently compiling on every pod start.
+`monitor.kernels` or in `OTHER_MODULES` was not compiled, so a kernel added without a
+warm-up call here breaks the image build instead of silently compiling on every pod
+start (tests/deploy checks that every module using `@kernel` is one of those).
 
 `--expect-cached` checks the opposite side: every kernel was loaded from the cache, none
 compiled (exit 1 otherwise). Tests use it to prove a copied cache is usable.
@@ -22,7 +23,11 @@ import sys
 import numpy as np
 from numba.core.registry import CPUDispatcher
 
-from monitor import kernels
+from monitor import kernels, resp
+from monitor.window import cache, raw_hash
+
+# Kernels that live beside the I/O they serve rather than in `monitor.kernels`.
+OTHER_MODULES = ("monitor.resp", "monitor.window.raw_hash", "monitor.window.cache")
 
 
 def warm() -> None:
@@ -46,12 +51,26 @@ def warm() -> None:
 
     kernels.quality_ratios(np.array([10.0, 4.0]), np.array([1.0, 0.0]), np.array([2.0, 1.0]))
 
+    resp.split_array(b"*2\r\n:1\r\n$1\r\nx\r\n")  # frame_ends
+    table = raw_hash.SlotTable.build([(b"n", 0), (b"ign", -1)])
+    raw_hash.scatter_resp(
+        table, b"*4\r\n$1\r\nn\r\n$1\r\n2\r\n$1\r\nx\r\n$1\r\n3\r\n", np.zeros(1, np.int64)
+    )
+    data = np.frombuffer(b"$1\r\n2\r\n", dtype=np.uint8)  # helpers of _scatter, called
+    raw_hash._integer(data, 4, 5)  # alone too: a cached _scatter does not compile them
+    raw_hash._bulk(data, 0)
+    slots = np.array([0], dtype=np.int32)
+    for values in (np.array([1], dtype=np.int32), np.array([1], dtype=np.int64)):  # _Bucket's
+        cache._add_sparse(np.zeros(1, dtype=np.int64), slots, values, 1)
+
 
 def dispatchers() -> dict[str, CPUDispatcher]:
-    """Every jitted function defined in a `monitor.kernels` module, by qualified name."""
+    """Every jitted function defined in a `monitor.kernels` module or in `OTHER_MODULES`,
+    by qualified name."""
     found = {}
-    for info in pkgutil.iter_modules(kernels.__path__, f"{kernels.__name__}."):
-        module = importlib.import_module(info.name)
+    names = [info.name for info in pkgutil.iter_modules(kernels.__path__, "monitor.kernels.")]
+    for module_name in [*names, *OTHER_MODULES]:
+        module = importlib.import_module(module_name)
         for name, obj in vars(module).items():
             if isinstance(obj, CPUDispatcher) and obj.__module__ == module.__name__:
                 found[f"{module.__name__}.{name}"] = obj

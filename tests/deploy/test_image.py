@@ -63,6 +63,20 @@ def test_warm_cache_is_complete_and_loads_after_the_entrypoint_copy(tmp_path: Pa
     assert load.returncode == 0, load.stdout + load.stderr
 
 
+def test_every_module_with_kernels_is_warmed() -> None:
+    """A kernel outside `monitor.kernels` is warmed only if its module is listed."""
+    listed = re.search(r"OTHER_MODULES = \(([^)]*)\)", WARM.read_text(encoding="utf-8"))
+    assert listed is not None
+    others = set(re.findall(r'"([\w.]+)"', listed.group(1)))
+    with_kernels = {
+        ".".join(path.relative_to(REPO).with_suffix("").parts)
+        for path in (REPO / "monitor").rglob("*.py")
+        if "@kernel" in path.read_text(encoding="utf-8")
+    }
+    assert with_kernels
+    assert {m for m in with_kernels if not m.startswith("monitor.kernels.")} == others
+
+
 def test_dockerfile_is_multi_stage_non_root_and_tool_free() -> None:
     text = (REPO / "Dockerfile").read_text(encoding="utf-8")
     stages = re.split(r"^FROM ", text, flags=re.M)[1:]
