@@ -12,7 +12,7 @@ sent `raw` gets each reply as the bytes Redis sent (a bucket hash of 600 fields 
 bytes object for `monitor.window.raw_hash.scatter_resp`, instead of 1,200 Python objects
 or a Lua script joining them on the server). `monitor.resp` finds where each reply
 ends; the others are decoded by hiredis, as redis-py would (RESP2 or RESP3, the same
-error classes). Push messages (RESP3, out of band) are skipped.
+error classes). Push messages and attributes (RESP3) are skipped.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 import redis
 
 from monitor.errors import RedisUnavailable
-from monitor.resp import MALFORMED, frame_ends
+from monitor.resp import MALFORMED, frame_ends, skip_attributes
 from monitor.window.store import REDIS_ERRORS
 
 T = TypeVar("T")
@@ -106,6 +106,7 @@ class Conversation:
             start, end = self._frame()
             if self._buffer[start] == _PUSH:
                 continue  # not a reply to anything sent
+            start = skip_attributes(self._buffer, start, end)
             batch = self._batches[0]
             if batch[1] and self._buffer[start] not in _ERRORS:
                 replies.append(self._buffer[start:end].tobytes())

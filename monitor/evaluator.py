@@ -303,8 +303,15 @@ class Evaluator:
         replies = iter(raw)
         specs = []
         for p in plans:
-            hashes = iter(split_array(next(replies))) if p.versions is None else replies
-            fetched = {start: parse_raw(p.config.layout, next(hashes)) for start in p.stale}
+            hashes = (  # without versions, one reply: the array of the buckets' hashes
+                split_array(next(replies))
+                if p.versions is None
+                else [next(replies) for _ in p.stale]
+            )
+            fetched = {
+                start: parse_raw(p.config.layout, reply)
+                for start, reply in zip(p.stale, hashes, strict=True)
+            }
             p.cache.update(p.starts, p.versions, fetched)
             specs.append(
                 EvaluationInput(

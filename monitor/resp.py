@@ -23,6 +23,8 @@ IntArray = npt.NDArray[np.int64]
 
 MALFORMED = -1
 _CR, _LF, _MINUS = 13, 10, 45
+_MAX_DIGITS = 18  # lengths and counts below 10**18: no int64 sum of them can wrap
+_MAX_OWED = 1 << 62
 # What follows a reply's header line, by its type byte (0: not a RESP type).
 _INVALID, _LINE, _BULK, _AGGREGATE, _PAIRS, _ATTRIBUTE = range(6)
 _KINDS = np.zeros(256, dtype=np.int64)
@@ -68,7 +70,7 @@ def frame_ends(data: ByteArray, start: int, stop: int, ends: IntArray) -> int:
                 i += 1
             while i < stop and data[i] != _CR:
                 d = int(data[i]) - 48
-                if d < 0 or d > 9:
+                if d < 0 or d > 9 or digits == _MAX_DIGITS:
                     return MALFORMED
                 n = n * 10 + d
                 digits += 1
@@ -92,6 +94,8 @@ def frame_ends(data: ByteArray, start: int, stop: int, ends: IntArray) -> int:
                 owed += 2 * max(n, 0)
             else:  # _ATTRIBUTE
                 owed += 2 * max(n, 0) + 1
+            if owed > _MAX_OWED:
+                return MALFORMED
         ends[found] = i
         found += 1
         pos = i
@@ -117,3 +121,19 @@ def split_array(raw: bytes) -> list[bytes]:
         raise ValueError(f"not an array reply of {n} elements")
     bounds = [header, *ends.tolist()]
     return [raw[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+_ATTRIBUTE_TYPE = ord("|")
+
+
+def skip_attributes(data: ByteArray, start: int, stop: int) -> int:
+    """Where the reply in the frame data[start:stop] begins, past any RESP3 attributes
+    (`|`: metadata about the reply that follows, which nothing here uses)."""
+    while data[start] == _ATTRIBUTE_TYPE:
+        frame = data[start:stop].tobytes()
+        header = frame.index(b"\r\n") + 2
+        ends = np.empty(2 * int(frame[1 : header - 2]), dtype=np.int64)
+        if frame_ends(data, start + header, stop, ends) != len(ends):
+            raise ValueError("an attribute without the reply it describes")
+        start = int(ends[-1]) if len(ends) else start + header
+    return start

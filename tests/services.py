@@ -252,8 +252,12 @@ class RedisServer(_ManagedProcess):
         port: int | None = None,
         binary: str | None = None,
         log_dir: str | Path | None = None,
+        options: Sequence[str] = (),
     ) -> None:
         super().__init__(port, log_dir)
+        self.options = list(
+            options
+        )  # more redis-server flags, e.g. ("--enable-debug-command", "yes")
         found = binary or shutil.which("redis-server")
         if found is None:
             raise ServiceStartError(
@@ -279,6 +283,7 @@ class RedisServer(_ManagedProcess):
             "no",
             "--daemonize",
             "no",
+            *self.options,
         ]
 
     def _ready(self) -> bool:

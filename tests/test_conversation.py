@@ -8,6 +8,7 @@ import redis
 
 from monitor.conversation import Conversation, raw_replies
 from monitor.errors import RedisUnavailable
+from tests.services import RedisServer
 
 
 @pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
@@ -74,3 +75,19 @@ def test_a_dropped_connection_is_unavailable_and_the_pool_recovers(
             talk.send([("GET", f"{key_prefix}x")])
             talk.receive(1)
     assert client.ping()
+
+
+def test_attributes_are_skipped_raw_or_decoded() -> None:
+    """RESP3 attributes (`|`) precede the reply they describe; Redis 7 sends one for
+    DEBUG PROTOCOL attrib. Each reply stays the reply to its own command."""
+    with RedisServer(options=("--enable-debug-command", "yes")) as server:
+        client = server.client(protocol=3)
+        client.set("k", "v")
+        with Conversation(client) as talk:
+            talk.send([("DEBUG", "PROTOCOL", "attrib"), ("GET", "k")])
+            talk.send([("DEBUG", "PROTOCOL", "attrib"), ("GET", "k")], raw=True)
+            decoded, value, raw, raw_value = talk.receive(4)
+        assert (decoded, value) == (b"Some real reply following the attribute", b"v")
+        assert raw.startswith(b"$") and _decoded(raw) == decoded
+        assert raw_value == b"$1\r\nv\r\n"
+        client.close()

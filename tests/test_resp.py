@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.resp import MALFORMED, frame_ends, split_array
+from monitor.resp import MALFORMED, frame_ends, skip_attributes, split_array
 
 
 def _bulk(data: bytes, kind: bytes = b"$") -> bytes:
@@ -73,7 +73,15 @@ def test_frames_end_where_the_replies_end(replies: list[bytes], data: st.DataObj
 
 @pytest.mark.parametrize(
     "data",
-    [b"?x\r\n", b"$abc\r\nxyz\r\n", b"$3\r\nabcd\r\n", b"*x\r\n", b"$-2\r\n"],
+    [
+        b"?x\r\n",
+        b"$abc\r\nxyz\r\n",
+        b"$3\r\nabcd\r\n",
+        b"*x\r\n",
+        b"$-2\r\n",
+        b"$9223372036854775807\r\nab\r\n",  # would wrap int64 (read out of bounds)
+        b"*999999999999999999\r\n" * 6,  # counts whose sum would wrap
+    ],
 )
 def test_bytes_that_are_not_resp_are_malformed(data: bytes) -> None:
     ends = np.empty(4, dtype=np.int64)
@@ -94,3 +102,12 @@ def test_split_array() -> None:
     for bad in (b"", b"$1\r\na\r\n", b"*2\r\n:1\r\n", b"*1\r\n:1\r\n:2\r\n", b"*-1\r\n", b"*z\r\n"):
         with pytest.raises(ValueError, match="not an array reply"):
             split_array(bad)
+
+
+def test_skip_attributes() -> None:
+    reply = _bulk(b"real")
+    attribute = b"|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.5\r\n"
+    for frame in (reply, attribute + reply, attribute + attribute + reply, b"|0\r\n" + reply):
+        data = np.frombuffer(b"xx" + frame, dtype=np.uint8)
+        assert _frames(b"xx" + frame, start=2) == [len(frame) + 2]
+        assert skip_attributes(data, 2, len(data)) == len(data) - len(reply)

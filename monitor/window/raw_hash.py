@@ -27,6 +27,8 @@ _FNV_PRIME = np.uint64(0x100000001B3)
 _CR, _LF, _MINUS, _DOLLAR, _STAR, _PERCENT = 13, 10, 45, 36, 42, 37
 MALFORMED = -1
 _UNKNOWN = -2
+_MAX_DIGITS = 18  # a longer length is no bulk string Redis sends (and could wrap int64)
+_MIN_FIELD = 13  # bytes of the smallest field: `$0\r\n\r\n$1\r\n5\r\n`
 
 
 @kernel
@@ -68,7 +70,7 @@ def _bulk(data: ByteArray, i: int) -> tuple[int, int]:
     digits = 0
     while i < n and data[i] != _CR:
         d = int(data[i]) - 48
-        if d < 0 or d > 9:
+        if d < 0 or d > 9 or digits == _MAX_DIGITS:
             return -1, -1
         length = length * 10 + d
         digits += 1
@@ -147,6 +149,8 @@ def _scatter(
         if slot >= 0:
             flat[slot] += value
         elif slot == _UNKNOWN:
+            if 3 * found + 2 >= unknown.shape[0]:
+                return MALFORMED, 0  # more fields than the bytes hold: repeated names
             unknown[3 * found] = start
             unknown[3 * found + 1] = stop
             unknown[3 * found + 2] = value
@@ -193,7 +197,7 @@ def scatter_resp(
     Raises ValueError when `raw` is not a hash reply whose values are all integers.
     """
     data = np.frombuffer(raw, dtype=np.uint8)
-    unknown = np.empty(3 * (len(raw) // 14 + 1), dtype=np.int64)  # a field takes >= 14 bytes
+    unknown = np.empty(3 * (len(raw) // _MIN_FIELD + 1), dtype=np.int64)
     fields, found = _scatter(
         data, table.hashes, table.entries, table.names, table.offsets, table.slots, flat, unknown
     )

@@ -157,8 +157,15 @@ def test_empty_and_malformed_raw_hashes(schema: ModelSchema) -> None:
         good + b"+OK\r\n",  # more than one reply
         b"$1\r\nn\r\n",  # not a hash
         b"*x\r\n",
+        b"*2\r\n$9223372036854775807\r\n" + b"x" * 20,  # a length that would wrap int64
     ):
         with pytest.raises(ValueError, match="not an HGETALL reply of integer values"):
             parse_raw(layout, malformed)
     flat = parse_raw(layout, _hgetall_reply({"n": -3, "ign": 4}))
     assert flat is not None and flat[0] == -3
+    flat = parse_raw(layout, _hgetall_reply({"": 5, "n": 2}))  # an empty name: unknown
+    assert flat is not None and flat[0] == 2 and flat.sum() == 2
+    # The smallest fields, repeated (no hash has that, but the bytes may say so): every one
+    # is an unknown name, and the kernel has room for all of them.
+    flat = parse_raw(layout, b"*40\r\n" + (_bulk(b"") + _bulk(b"1")) * 20)
+    assert flat is not None and not flat.any()
