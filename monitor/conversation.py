@@ -34,7 +34,7 @@ from monitor.window.store import REDIS_ERRORS
 T = TypeVar("T")
 Command = tuple[Any, ...]
 
-_PUSH = ord(">")
+_PUSH, _ATTRIBUTE = ord(">"), ord("|")
 _ERRORS = (ord("-"), ord("!"))  # error replies are ResponseErrors, raw or not
 _MIN_FREE = 1 << 16  # bytes free in the buffer before each recv
 _MAX_FRAMES = 4096  # replies framed per kernel call
@@ -104,11 +104,14 @@ class Conversation:
         replies: list[Any] = []
         while len(replies) < n:
             start, end = self._frame()
-            if self._buffer[start] == _PUSH:
+            kind = self._view[start]  # the type byte, as an int
+            if kind == _PUSH:
                 continue  # not a reply to anything sent
-            start = skip_attributes(self._buffer, start, end)
+            if kind == _ATTRIBUTE:
+                start = skip_attributes(self._buffer, start, end)
+                kind = self._view[start]
             batch = self._batches[0]
-            if batch[1] and self._buffer[start] not in _ERRORS:
+            if batch[1] and kind not in _ERRORS:
                 replies.append(self._buffer[start:end].tobytes())
             else:
                 self._decoder.feed(self._view, start, end - start)  # type: ignore[arg-type]  # any buffer

@@ -7,6 +7,8 @@ object per field; every other reply it decodes with hiredis, one frame at a time
 A reply is a header line (a type byte, then text up to CRLF), and for bulk strings their
 bytes and a CRLF. Aggregates announce how many replies follow, so a reply ends when the
 count of replies still owed reaches zero: no stack is needed. RESP2 and RESP3 types.
+`bulk_at` and `integer_at` read one bulk string and one decimal integer, for kernels that
+walk a reply's elements (`monitor.window.raw_hash`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ ByteArray = npt.NDArray[np.uint8]
 IntArray = npt.NDArray[np.int64]
 
 MALFORMED = -1
-_CR, _LF, _MINUS = 13, 10, 45
+_CR, _LF, _MINUS, _DOLLAR = 13, 10, 45, 36
 _MAX_DIGITS = 18  # lengths and counts below 10**18: no int64 sum of them can wrap
 _MAX_OWED = 1 << 62
 # What follows a reply's header line, by its type byte (0: not a RESP type).
@@ -36,6 +38,51 @@ for _types, _kind in (
     (b"|", _ATTRIBUTE),  # 2n replies, then the reply they describe
 ):
     _KINDS[list(_types)] = _kind
+
+
+@kernel
+def integer_at(data: ByteArray, start: int, stop: int) -> tuple[bool, int]:
+    """(is it one, its value) for the decimal integer data[start:stop]."""
+    sign = 1
+    i = start
+    if i < stop and data[i] == _MINUS:
+        sign = -1
+        i += 1
+    if i >= stop:
+        return False, 0
+    value = 0
+    while i < stop:
+        d = int(data[i]) - 48
+        if d < 0 or d > 9:
+            return False, 0
+        value = value * 10 + d
+        i += 1
+    return True, sign * value
+
+
+@kernel
+def bulk_at(data: ByteArray, i: int) -> tuple[int, int]:
+    """(start, stop) of the bulk string `$<len>\\r\\n<bytes>\\r\\n` at i; -1, -1 if none."""
+    n = data.shape[0]
+    if i >= n or data[i] != _DOLLAR:
+        return -1, -1
+    i += 1
+    length = 0
+    digits = 0
+    while i < n and data[i] != _CR:
+        d = int(data[i]) - 48
+        if d < 0 or d > 9 or digits == _MAX_DIGITS:
+            return -1, -1
+        length = length * 10 + d
+        digits += 1
+        i += 1
+    start = i + 2
+    stop = start + length
+    if digits == 0 or stop + 2 > n or data[i + 1] != _LF:
+        return -1, -1
+    if data[stop] != _CR or data[stop + 1] != _LF:
+        return -1, -1
+    return start, stop
 
 
 @kernel

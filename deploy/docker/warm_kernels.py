@@ -57,8 +57,8 @@ def warm() -> None:
         table, b"*4\r\n$1\r\nn\r\n$1\r\n2\r\n$1\r\nx\r\n$1\r\n3\r\n", np.zeros(1, np.int64)
     )
     data = np.frombuffer(b"$1\r\n2\r\n", dtype=np.uint8)  # helpers of _scatter, called
-    raw_hash._integer(data, 4, 5)  # alone too: a cached _scatter does not compile them
-    raw_hash._bulk(data, 0)
+    resp.integer_at(data, 4, 5)  # alone too: a cached _scatter does not compile them
+    resp.bulk_at(data, 0)
     slots = np.array([0], dtype=np.int32)
     for values in (np.array([1], dtype=np.int32), np.array([1], dtype=np.int64)):  # _Bucket's
         cache._add_sparse(np.zeros(1, dtype=np.int64), slots, values, 1)

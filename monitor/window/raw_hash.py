@@ -18,16 +18,15 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.kernels._jit import kernel
+from monitor.resp import MALFORMED, bulk_at, integer_at
 
 IntArray = npt.NDArray[np.int64]
 ByteArray = npt.NDArray[np.uint8]
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
-_CR, _LF, _MINUS, _DOLLAR, _STAR, _PERCENT = 13, 10, 45, 36, 42, 37
-MALFORMED = -1
+_CR, _LF, _STAR, _PERCENT = 13, 10, 42, 37
 _UNKNOWN = -2
-_MAX_DIGITS = 18  # a longer length is no bulk string Redis sends (and could wrap int64)
 _MIN_FIELD = 13  # bytes of the smallest field: `$0\r\n\r\n$1\r\n5\r\n`
 
 
@@ -37,51 +36,6 @@ def _fnv1a(data: ByteArray, start: int, stop: int) -> np.uint64:
     for i in range(start, stop):
         h = (h ^ np.uint64(data[i])) * _FNV_PRIME
     return h
-
-
-@kernel
-def _integer(data: ByteArray, start: int, stop: int) -> tuple[bool, int]:
-    """(is it one, its value) for the decimal integer data[start:stop]."""
-    sign = 1
-    i = start
-    if i < stop and data[i] == _MINUS:
-        sign = -1
-        i += 1
-    if i >= stop:
-        return False, 0
-    value = 0
-    while i < stop:
-        d = int(data[i]) - 48
-        if d < 0 or d > 9:
-            return False, 0
-        value = value * 10 + d
-        i += 1
-    return True, sign * value
-
-
-@kernel
-def _bulk(data: ByteArray, i: int) -> tuple[int, int]:
-    """(start, stop) of the bulk string `$<len>\\r\\n<bytes>\\r\\n` at i; -1, -1 if none."""
-    n = data.shape[0]
-    if i >= n or data[i] != _DOLLAR:
-        return -1, -1
-    i += 1
-    length = 0
-    digits = 0
-    while i < n and data[i] != _CR:
-        d = int(data[i]) - 48
-        if d < 0 or d > 9 or digits == _MAX_DIGITS:
-            return -1, -1
-        length = length * 10 + d
-        digits += 1
-        i += 1
-    start = i + 2
-    stop = start + length
-    if digits == 0 or stop + 2 > n or data[i + 1] != _LF:
-        return -1, -1
-    if data[stop] != _CR or data[stop + 1] != _LF:
-        return -1, -1
-    return start, stop
 
 
 @kernel
@@ -106,7 +60,7 @@ def _scatter(
     i = 1
     while i < n and data[i] != _CR:
         i += 1
-    ok, count = _integer(data, 1, i)
+    ok, count = integer_at(data, 1, i)
     i += 2
     if not ok or count < 0 or i > n or data[i - 1] != _LF:
         return MALFORMED, 0
@@ -117,13 +71,13 @@ def _scatter(
     mask = hashes.shape[0] - 1
     found = 0
     for _ in range(count):
-        start, stop = _bulk(data, i)
+        start, stop = bulk_at(data, i)
         if start < 0:
             return MALFORMED, 0
-        value_start, value_stop = _bulk(data, stop + 2)
+        value_start, value_stop = bulk_at(data, stop + 2)
         if value_start < 0:
             return MALFORMED, 0
-        ok, value = _integer(data, value_start, value_stop)
+        ok, value = integer_at(data, value_start, value_stop)
         if not ok:
             return MALFORMED, 0
         i = value_stop + 2
