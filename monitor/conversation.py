@@ -1,11 +1,14 @@
-"""One Redis connection used as an open pipeline: commands go out at once, replies are read
-in order when the caller wants them, so the caller computes while Redis works. I/O edge.
+"""One Redis connection used as an open pipeline: commands go out at once, and each batch's
+replies are read when the caller asks for them (by the ticket `send` returned), so the
+caller computes while Redis works. I/O edge.
 
 redis-py's `Pipeline.execute` sends a batch and waits for all of it. The evaluator
-instead sends every bucket read of a round, then evaluates the first models while Redis
-still reads the buckets of the others (`monitor.evaluator`). Error replies come back as
-`redis.ResponseError` values, in place; connection errors raise `RedisUnavailable`. A
-conversation closed with replies unread drops its connection (it is out of step).
+instead sends a round's reads at once, then evaluates the first models while Redis
+still reads the buckets of the others (`monitor.evaluator`). Replies come in the order
+the commands were sent; asking for a later batch's reads the earlier ones' off the socket
+and keeps them for their tickets. Error replies come back as `redis.ResponseError`
+values, in place; connection errors raise `RedisUnavailable`. A conversation closed with
+replies still on the way drops its connection (it is out of step).
 
 Replies are read off the connection's socket here, not by redis-py's parser: a batch
 sent `raw` gets each reply as the bytes Redis sent (a bucket hash of 600 fields is one
@@ -18,10 +21,10 @@ error classes). Push messages and attributes (RESP3) are skipped.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 import hiredis
 import numpy as np
@@ -31,13 +34,20 @@ from monitor.errors import RedisUnavailable
 from monitor.resp import MALFORMED, frame_ends, skip_attributes
 from monitor.window.store import REDIS_ERRORS
 
-T = TypeVar("T")
-Command = tuple[Any, ...]
-
 _PUSH, _ATTRIBUTE = ord(">"), ord("|")
 _ERRORS = (ord("-"), ord("!"))  # error replies are ResponseErrors, raw or not
 _MIN_FREE = 1 << 16  # bytes free in the buffer before each recv
 _MAX_FRAMES = 4096  # replies framed per kernel call
+
+
+Ticket = int  # one batch of commands sent, for `Conversation.replies`
+
+
+@dataclass(slots=True)
+class _Batch:
+    owed: int  # replies still on the way
+    raw: bool
+    replies: list[Any] = field(default_factory=list)  # read, not yet asked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +74,10 @@ class Conversation:
             errors=encoder.encoding_errors,
             **({"encoding": encoder.encoding} if encoder.decode_responses else {}),
         )
-        self._batches: deque[list[int]] = deque()  # [replies still owed, raw]
-        self._pending = 0
+        self._tickets: dict[Ticket, _Batch] = {}  # sent, replies not yet asked for
+        self._owed: deque[_Batch] = deque()  # batches with replies still on the way
+        self._serial = 0
+        self._pending = 0  # replies still on the way
         self._buffer = np.empty(1 << 20, dtype=np.uint8)
         self._view = self._buffer.data  # a memoryview: what the socket and hiredis take
         self._pos = 0  # the next reply starts here ...
@@ -74,53 +86,62 @@ class Conversation:
         self._ends_array = np.empty(_MAX_FRAMES, dtype=np.int64)
         self._broken = False
 
-    def send(self, commands: Sequence[Sequence[Any]], *, raw: bool = False) -> None:
-        """Send `commands`; with `raw`, their replies are read as the bytes Redis sent."""
-        if commands:
-            self.send_packed(self.pack(commands), raw=raw)
+    def send(self, commands: Sequence[Sequence[Any]], *, raw: bool = False) -> Ticket:
+        """Send `commands`; with `raw`, their replies are read as the bytes Redis sent.
+        Returns the ticket for `replies`."""
+        return self.send_packed(self.pack(commands), raw=raw)
 
     def pack(self, commands: Sequence[Sequence[Any]]) -> Packed:
         """`commands` as sent on this client's connections (no I/O): for `send_packed`."""
         return Packed(list(self._conn.pack_commands(commands)), len(commands))
 
-    def send_packed(self, packed: Packed, *, raw: bool = False) -> None:
-        if not packed.count:
-            return
+    def send_packed(self, packed: Packed, *, raw: bool = False) -> Ticket:
+        self._serial += 1
+        batch = self._tickets[self._serial] = _Batch(packed.count, raw)
+        if packed.count:
+            self._send(packed.data)
+            self._owed.append(batch)
+            self._pending += packed.count
+        return self._serial
+
+    def _send(self, data: list[bytes]) -> None:
         try:
             # A health check PINGs and reads the reply (with redis-py's parser): only
             # when no reply is pending, so that nothing else is on the socket.
-            self._conn.send_packed_command(packed.data, check_health=not self._pending)
+            self._conn.send_packed_command(data, check_health=not self._pending)
         except REDIS_ERRORS as exc:
             self._broken = True
             raise RedisUnavailable(f"redis: {exc}") from exc
-        self._batches.append([packed.count, raw])
-        self._pending += packed.count
 
-    def receive(self, n: int) -> list[Any]:
-        """The next `n` replies; an error reply is returned as its `ResponseError`, and
-        any other reply to a command sent `raw` as bytes."""
-        if n > self._pending:
-            raise ValueError(f"{n} replies asked, {self._pending} pending")
-        replies: list[Any] = []
-        while len(replies) < n:
-            start, end = self._frame()
-            kind = self._view[start]  # the type byte, as an int
-            if kind == _PUSH:
-                continue  # not a reply to anything sent
-            if kind == _ATTRIBUTE:
-                start = skip_attributes(self._buffer, start, end)
-                kind = self._view[start]
-            batch = self._batches[0]
-            if batch[1] and kind not in _ERRORS:
-                replies.append(self._buffer[start:end].tobytes())
-            else:
-                self._decoder.feed(self._view, start, end - start)  # type: ignore[arg-type]  # any buffer
-                replies.append(self._decoder.gets())
-            batch[0] -= 1
-            if not batch[0]:
-                self._batches.popleft()
-            self._pending -= 1
-        return replies
+    def replies(self, ticket: Ticket) -> list[Any]:
+        """The replies to the commands sent with `ticket`, in order. An error reply is its
+        `ResponseError`; any other reply to a command sent `raw` is bytes. Replies to
+        commands sent before are read off the socket too, and kept for their tickets."""
+        batch = self._tickets.pop(ticket, None)
+        if batch is None:
+            raise ValueError(f"no replies pending for ticket {ticket}")
+        while batch.owed:
+            self._read(self._owed[0])
+        return batch.replies
+
+    def _read(self, batch: _Batch) -> None:
+        """Read the next reply off the socket: it belongs to `batch`, the oldest owed."""
+        start, end = self._frame()
+        kind = self._view[start]  # the type byte, as an int
+        if kind == _PUSH:
+            return  # not a reply to anything sent
+        if kind == _ATTRIBUTE:
+            start = skip_attributes(self._buffer, start, end)
+            kind = self._view[start]
+        if batch.raw and kind not in _ERRORS:
+            batch.replies.append(self._buffer[start:end].tobytes())
+        else:
+            self._decoder.feed(self._view, start, end - start)  # type: ignore[arg-type]  # any buffer
+            batch.replies.append(self._decoder.gets())
+        batch.owed -= 1
+        if not batch.owed:
+            self._owed.popleft()
+        self._pending -= 1
 
     def _frame(self) -> tuple[int, int]:
         """Where the next reply lies in the buffer, receiving until it is all there."""
@@ -157,47 +178,6 @@ class Conversation:
             raise RedisUnavailable("redis: the server closed the connection")
         self._filled += got
 
-    def overlapped(
-        self,
-        chunks: Sequence[T],
-        reads: Callable[[T], list[Command]],
-        work: Callable[[T, list[Any]], list[Command]],
-        check: Callable[[list[Any]], list[Any]],
-        *,
-        raw_reads: bool = False,
-    ) -> None:
-        """For each chunk, send `reads(chunk)`, hand their replies to `work`, and send the
-        commands `work` returns; every reply passes through `check`.
-
-        Redis answers everything it read in one go at once, so sending every read up
-        front would make the caller wait for all of them. Instead chunk i+1's reads go out
-        just before chunk i is worked on: Redis serves them while the caller computes.
-        Replies arrive in the order the commands were sent; all are read before returning.
-        With `raw_reads`, the replies to `reads` are the bytes Redis sent (`send`).
-        """
-        sent: deque[tuple[bool, int]] = deque()  # (are they reads, how many commands)
-
-        def send(are_reads: bool, commands: list[Command]) -> None:
-            self.send(commands, raw=are_reads and raw_reads)
-            sent.append((are_reads, len(commands)))
-
-        def next_reads() -> list[Any]:
-            while True:
-                are_reads, n = sent.popleft()
-                replies = check(self.receive(n))
-                if are_reads:
-                    return replies
-
-        if chunks:
-            send(True, reads(chunks[0]))
-        for i, chunk in enumerate(chunks):
-            replies = next_reads()
-            if i + 1 < len(chunks):
-                send(True, reads(chunks[i + 1]))
-            send(False, work(chunk, replies))
-        while sent:
-            check(self.receive(sent.popleft()[1]))
-
     def close(self) -> None:
         if self._pending or self._broken or self._filled > self._pos:
             self._conn.disconnect()  # out of step with the server
@@ -219,6 +199,5 @@ class Conversation:
 def raw_replies(client: redis.Redis, commands: Sequence[Sequence[Any]]) -> list[bytes]:
     """The replies to `commands` as Redis sent them, in one round trip."""
     with Conversation(client) as talk:
-        talk.send(commands, raw=True)
-        replies: list[bytes] = talk.receive(len(commands))
+        replies: list[bytes] = talk.replies(talk.send(commands, raw=True))
         return replies

@@ -5,10 +5,12 @@ and `monitor.alerts.rules`.
 
 A round talks to Redis over one connection (`monitor.conversation`), for all models
 together: renew the leases and read bucket versions, progress and alert states (one round
-trip); send a read for every bucket that changed (`monitor.window.cache`: in steady state
-only the current one); then, CHUNK models at a time as their buckets arrive, parse,
-update the window sums, evaluate, and send the state documents, while Redis is still
-packing the next models' buckets. Parsed buckets and window sums stay in memory.
+trip). Then CHUNK models at a time: send a read for every bucket of theirs that changed
+(`monitor.window.cache`: in steady state only the current one), and as their buckets
+arrive, parse, update the window sums, evaluate, and send the state documents. The reads
+run AHEAD chunks in front of the evaluation: Redis reads the next models' buckets while
+Python plans and evaluates, and a slow Redis has two chunks' time to catch up. Parsed
+buckets and window sums stay in memory.
 
 Several replicas: a model is evaluated by the holder of `<prefix>:{<model>}:lease` (SET NX
 PX, renewed every round by its holder). A replica that dies stops renewing, and another
@@ -21,11 +23,11 @@ are replaced together (one MSET, atomic; one hash slot).
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +40,7 @@ from monitor.alerts.model import Alert
 from monitor.alerts.outbox import Outbox, append_alert_log
 from monitor.alerts.rules import AlertState, Transition, step, to_alert, to_notification
 from monitor.clock import Clock
-from monitor.conversation import Conversation, Packed
+from monitor.conversation import Conversation, Packed, Ticket
 from monitor.decode import ModelSchema
 from monitor.errors import RedisUnavailable
 from monitor.evaluate import (
@@ -51,6 +53,7 @@ from monitor.evaluate import (
 from monitor.metrics import Metrics
 from monitor.resp import split_array
 from monitor.settings import Rules, Settings
+from monitor.states import state_document
 from monitor.window.buckets import window_buckets
 from monitor.window.cache import WindowCache
 from monitor.window.counts import Layout, layout_of, parse_raw
@@ -68,7 +71,8 @@ end
 return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
 """
 
-CHUNK = 20  # models evaluated at once while Redis packs the next ones' buckets
+CHUNK = 20  # models evaluated at once while Redis reads the next ones' buckets
+AHEAD = 2  # chunks whose reads are sent before their evaluation starts
 
 
 class _ScriptsMissingError(Exception):
@@ -199,21 +203,30 @@ class Evaluator:
         self, talk: Conversation, models: list[str], *, leases: bool
     ) -> tuple[list[str], dict[str, bytes]]:
         head = self._head(talk, models, leases=leases)
-        talk.send_packed(head)
-        replies = _checked(talk.receive(head.count))
+        replies = _checked(talk.replies(talk.send_packed(head)))
         held = self._held_now(models, replies[: len(models)]) if leases else models
         reads = replies[len(models) :] if leases else replies
         by_model = {m: reads[3 * i : 3 * i + 3] for i, m in enumerate(models)}
         now = self._clock.now()
-        plans = self._plans(held, by_model, now)
+        chunks = [held[i : i + CHUNK] for i in range(0, len(held), CHUNK)]
+        planned: deque[tuple[list[_Plan], Ticket]] = deque()
+
+        def plan(chunk: list[str]) -> None:  # and send its reads
+            plans = self._plans(chunk, by_model, now)
+            planned.append((plans, talk.send(self._reads(plans), raw=True)))
+
+        for chunk in chunks[:AHEAD]:
+            plan(chunk)
         docs: dict[str, bytes] = {}
-        talk.overlapped(
-            [plans[i : i + CHUNK] for i in range(0, len(plans), CHUNK)],
-            self._reads,
-            lambda chunk, raw: self._evaluate_chunk(chunk, raw, now, docs),
-            _checked,
-            raw_reads=True,
-        )
+        saves = []
+        for i in range(len(chunks)):
+            plans, ticket = planned.popleft()
+            raw = _checked(talk.replies(ticket))
+            if i + AHEAD < len(chunks):
+                plan(chunks[i + AHEAD])
+            saves.append(talk.send(self._evaluate_chunk(plans, raw, now, docs)))
+        for ticket in saves:
+            _checked(talk.replies(ticket))
         return held, docs
 
     def _head(self, talk: Conversation, models: list[str], *, leases: bool) -> Packed:
@@ -333,15 +346,8 @@ class Evaluator:
             self._notify(p.model, transitions, now)
             firing = {k: s for k, s in new_states.items() if s.status == "firing"}
             self._firing[p.model] = [to_alert(p.model, k, s, now, base) for k, s in firing.items()]
-            doc = docs[p.model] = msgspec.json.encode(
-                {
-                    "model": p.model,
-                    "evaluated_at": evaluated_at,
-                    "baseline_id": p.config.schema.baseline.id,
-                    "severity": result.severity,
-                    "windows": result.windows_json(),
-                    "alerts": [_active(k, s) for k, s in sorted(firing.items())],
-                }
+            doc = docs[p.model] = state_document(
+                p.model, evaluated_at, p.config.schema.baseline.id, result, firing
             )
             # MSET replaces both at once, like a Lua script, without copying ~20 kB into Lua.
             saves.append(
@@ -415,19 +421,6 @@ class Evaluator:
     def firing_alerts(self) -> list[Alert]:
         """Alerts firing for the models evaluated here (the Alertmanager re-send set)."""
         return [alert for alerts in self._firing.values() for alert in alerts]
-
-
-def _active(key: str, state: AlertState) -> dict[str, Any]:
-    alertname, feature, window = key.split("/", 2)
-    return {
-        "alertname": alertname,
-        "severity": state.severity,
-        "feature": None if feature == "-" else feature,
-        "window": window,
-        "value": state.value if math.isfinite(state.value) else None,
-        "threshold": state.threshold,
-        "since": iso_time(state.firing_since or state.condition_since),
-    }
 
 
 def _checked(replies: list[Any]) -> list[Any]:

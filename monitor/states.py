@@ -1,14 +1,17 @@
-"""Reading the state documents the evaluator writes (SPEC §4): `driftmon status`,
-`driftmon drill`, the `/state` endpoint and the metrics exporter read them here."""
+"""The state documents (SPEC §4): built here for the evaluator to write; read here by
+`driftmon status`, `driftmon drill`, the `/state` endpoint and the metrics exporter."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import msgspec
 import redis
 
+from monitor.alerts.rules import AlertState
 from monitor.errors import RedisUnavailable
+from monitor.evaluate import ModelEvaluation, iso_time
 from monitor.window.keys import Keys
 from monitor.window.store import REDIS_ERRORS
 
@@ -26,3 +29,36 @@ def read_states(client: redis.Redis, keys: Keys, model: str | None = None) -> di
     except REDIS_ERRORS as exc:
         raise RedisUnavailable(f"redis: {exc}") from exc
     return {m: msgspec.json.decode(d) for m, d in zip(names, docs, strict=True) if d}
+
+
+def state_document(
+    model: str,
+    evaluated_at: str,
+    baseline_id: str,
+    result: ModelEvaluation,
+    firing: dict[str, AlertState],
+) -> bytes:
+    """A model's state document, as JSON: `firing` are its alerts firing, by key."""
+    return msgspec.json.encode(
+        {
+            "model": model,
+            "evaluated_at": evaluated_at,
+            "baseline_id": baseline_id,
+            "severity": result.severity,
+            "windows": result.windows_json(),
+            "alerts": [_active(k, s) for k, s in sorted(firing.items())],
+        }
+    )
+
+
+def _active(key: str, state: AlertState) -> dict[str, Any]:
+    alertname, feature, window = key.split("/", 2)
+    return {
+        "alertname": alertname,
+        "severity": state.severity,
+        "feature": None if feature == "-" else feature,
+        "window": window,
+        "value": state.value if math.isfinite(state.value) else None,
+        "threshold": state.threshold,
+        "since": iso_time(state.firing_since or state.condition_since),
+    }

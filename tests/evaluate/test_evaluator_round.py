@@ -196,9 +196,8 @@ def test_a_conversation_closed_early_does_not_poison_the_pool(
     key = f"{key_prefix}k"
     redis_client.set(key, "v")
     with Conversation(redis_client) as talk:
-        talk.send([("GET", key), ("INCR", key), ("GET", key)])
-        first, error = talk.receive(2)
-        assert first == b"v" and isinstance(error, redis.ResponseError)
-    assert redis_client.get(key) == b"v"  # the third reply did not leak into this call
+        talk.send([("GET", key), ("INCR", key)])
+        talk.send([("GET", key)])  # its reply is never asked for
+    assert redis_client.get(key) == b"v"  # the unread reply did not leak into this call
     with Conversation(redis_client) as talk, pytest.raises(ValueError, match="pending"):
-        talk.receive(1)
+        talk.replies(1)
