@@ -3,8 +3,8 @@ replies are read when the caller asks for them (by the ticket `send` returned), 
 caller computes while Redis works. I/O edge.
 
 redis-py's `Pipeline.execute` sends a batch and waits for all of it. The evaluator
-instead sends a round's reads at once, then evaluates the first models while Redis
-still reads the buckets of the others (`monitor.evaluator`). Replies come in the order
+instead sends the reads of the next models' buckets, then evaluates the models whose
+buckets arrived while Redis reads those (`monitor.evaluator`). Replies come in the order
 the commands were sent; asking for a later batch's reads the earlier ones' off the socket
 and keeps them for their tickets. Error replies come back as `redis.ResponseError`
 values, in place; connection errors raise `RedisUnavailable`. A conversation closed with
