@@ -70,6 +70,7 @@ def _typed(
 def _assert_same(a: Columns, b: Columns) -> None:
     np.testing.assert_array_equal(a.times, b.times)
     np.testing.assert_array_equal(a.numeric, b.numeric)  # NaN == NaN here
+    assert a.numeric.flags.writeable  # a read-only array would make numba compile anew
     assert len(a.codes) == len(b.codes)
     for x, y in zip(a.codes, b.codes, strict=True):
         np.testing.assert_array_equal(x, y)
