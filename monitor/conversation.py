@@ -59,7 +59,7 @@ class Packed:
 
 
 class Conversation:
-    """Send commands now, read their replies later, in order, on one pooled connection."""
+    """Send commands now, ask for their replies later (by ticket), on one pooled connection."""
 
     def __init__(self, client: redis.Redis) -> None:
         self._pool = client.connection_pool
@@ -121,11 +121,12 @@ class Conversation:
         if batch is None:
             raise ValueError(f"no replies pending for ticket {ticket}")
         while batch.owed:
-            self._read(self._owed[0])
+            self._read()
         return batch.replies
 
-    def _read(self, batch: _Batch) -> None:
-        """Read the next reply off the socket: it belongs to `batch`, the oldest owed."""
+    def _read(self) -> None:
+        """Read the next reply off the socket, for the oldest batch still owed one."""
+        batch = self._owed[0]
         start, end = self._frame()
         kind = self._view[start]  # the type byte, as an int
         if kind == _PUSH:
